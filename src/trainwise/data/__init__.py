@@ -1,0 +1,45 @@
+"""Datasets, loaded once into memory as tensors.
+
+``load_dataset(cfg)`` returns a ``TensorData`` for a ``DatasetConfig``: the raw set,
+then the optional per-class limit and validation split (both stratified and seeded
+by ``split_seed``; the test set is never touched).
+"""
+
+from __future__ import annotations
+
+from .base import TensorData, limit_per_class, split_validation
+from .loader import Batch, gather
+
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+
+
+def load_raw(cfg) -> TensorData:
+    if cfg.name == "digits":
+        from .digits import load_digits
+
+        return load_digits()
+    if cfg.name == "fashion-mnist":
+        from .fashion_mnist import load_fashion_mnist
+
+        return load_fashion_mnist(cfg.data_dir, cfg.download)
+    if cfg.name in ("cifar10", "cifar100"):
+        from .cifar import load_cifar
+
+        return load_cifar(cfg.name, cfg.data_dir, cfg.download)
+    if cfg.name == "synthetic":
+        from .synthetic import make_synthetic
+
+        return make_synthetic(**cfg.synthetic.model_dump())
+    raise ValueError(f"unknown dataset {cfg.name!r}")
+
+
+def load_dataset(cfg) -> TensorData:
+    data = load_raw(cfg)
+    if cfg.limit_per_class:
+        data = limit_per_class(data, cfg.limit_per_class, cfg.split_seed)
+    if cfg.val_fraction > 0:
+        data = split_validation(data, cfg.val_fraction, cfg.split_seed)
+    return data
+
+
+__all__ = ["TensorData", "Batch", "gather", "load_dataset", "limit_per_class", "split_validation"]

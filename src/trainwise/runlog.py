@@ -1,0 +1,64 @@
+"""What a run tells its user: a progress bar on a terminal, plain log lines otherwise,
+metrics as JSON lines, and TensorBoard scalars when the ``tensorboard`` extra is installed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .io import atomic_write_text
+
+
+class RunLog:
+    def __init__(self, run_dir: Path | None, total_steps: int, title: str, progress: bool | None = None,
+                 start_step: int = 0):
+        self.run_dir = run_dir
+        self.total = total_steps
+        self.title = title
+        if progress is None:  # auto: a bar on a terminal, plain lines otherwise
+            progress = sys.stderr.isatty()
+            self.lines = not progress
+        else:  # True: a bar; False: quiet (the caller reports)
+            self.lines = False
+        self.bar = None
+        if progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(title, total=total_steps, completed=start_step, info="")
+        self.tb = None
+        if run_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tb"))
+            except ImportError:  # the tensorboard extra is not installed
+                pass
+
+    def step(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step)
+
+    def record(self, rec: dict, history: list[dict]) -> None:
+        """Log one evaluation record; rewrite metrics.jsonl atomically from the full history."""
+        info = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items())
+        if self.bar is not None:
+            self.bar.update(self.task, info=f"acc {rec.get('test_acc', 0):.3f}")
+        elif self.lines:
+            print(f"[{self.title}] {info}", file=sys.stderr, flush=True)
+        if self.run_dir is not None:
+            text = "".join(json.dumps(r) + "\n" for r in history)
+            atomic_write_text(self.run_dir / "metrics.jsonl", text)
+        if self.tb is not None:
+            for k, v in rec.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.tb.add_scalar(k, v, rec["step"])
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        if self.tb is not None:
+            self.tb.close()

@@ -1,0 +1,102 @@
+"""The ``Sampler`` protocol: which sample indices each optimizer step uses.
+
+The training loop calls, in order:
+
+- ``begin_epoch(epoch) -> steps``: plan epoch ``epoch`` (0-based); return its number of steps.
+- ``next_batch(step_in_epoch, scorer) -> Selection``: the indices (and optional loss weights)
+  of the next optimizer step. ``scorer(idx)`` runs a counted, gradient-free forward pass and
+  returns per-sample (loss, p_true) for samplers that choose by the model's current view.
+- ``feedback(idx, loss, p_true)``: per-sample results of the training forward pass.
+- ``state_dict()`` / ``load_state_dict(sd)``: everything needed to resume exactly (tensors and
+  plain Python values only, so checkpoints load with ``weights_only=True``).
+
+Samplers get a ``SamplerContext`` describing the data and the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from ..budget import Budget
+from ..registry import Registry, Settings
+
+Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Selection:
+    idx: torch.Tensor
+    weight: torch.Tensor | None = None  # per-sample loss weights; None means plain mean
+
+
+@dataclass
+class SamplerContext:
+    budget: Budget
+    seed: int
+    labels: torch.Tensor  # training labels (on CPU), for samplers that stratify
+    device: torch.device
+
+    @property
+    def n(self) -> int:
+        return self.budget.n_train
+
+    @property
+    def batch_size(self) -> int:
+        return self.budget.batch_size
+
+
+class Sampler(Protocol):
+    name: str
+
+    def begin_epoch(self, epoch: int) -> int: ...
+
+    def next_batch(self, step_in_epoch: int, scorer: Scorer) -> Selection: ...
+
+    def feedback(self, idx: torch.Tensor, loss: torch.Tensor, p_true: torch.Tensor) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, sd: dict) -> None: ...
+
+
+class EpochOrderSampler:
+    """Base for samplers that fix an epoch's order up front and then walk it in batches.
+
+    Subclasses implement ``plan_epoch(epoch) -> LongTensor`` of the indices to visit.
+    The planned order is part of the state, so a resumed run continues mid-epoch exactly.
+    """
+
+    Settings = Settings
+
+    def __init__(self, ctx: SamplerContext, settings: Settings):
+        self.ctx = ctx
+        self.settings = settings
+        self.gen = torch.Generator().manual_seed(ctx.seed)
+        self.order = torch.empty(0, dtype=torch.long)
+
+    def plan_epoch(self, epoch: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def begin_epoch(self, epoch: int) -> int:
+        self.order = self.plan_epoch(epoch)
+        return -(-len(self.order) // self.ctx.batch_size)
+
+    def next_batch(self, step_in_epoch: int, scorer: Scorer) -> Selection:
+        b = self.ctx.batch_size
+        return Selection(self.order[step_in_epoch * b : (step_in_epoch + 1) * b])
+
+    def feedback(self, idx, loss, p_true) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {"order": self.order, "gen": self.gen.get_state()}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.order = sd["order"]
+        self.gen.set_state(sd["gen"])
+
+
+SAMPLERS = Registry("sampler")

@@ -1,0 +1,1 @@
+"""Studies: a grid of trials, executors that run them, a results store and a report."""

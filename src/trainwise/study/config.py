@@ -1,0 +1,268 @@
+"""Config schemas for one training run (``TrialConfig``) and a study grid (``StudyConfig``).
+
+Both are validated with pydantic; unknown keys are errors. ``load_config`` turns YAML
+and validation problems into one ``ConfigError`` line naming the file, the key's
+location and the allowed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..augment import TRANSFORMS
+from ..errors import ConfigError
+from ..models import MODELS, model_settings
+from ..sampling import SAMPLERS
+
+Spec = Union[str, dict[str, Any]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyntheticConfig(Strict):
+    n_train: int = Field(2000, gt=0)
+    n_test: int = Field(500, gt=0)
+    num_classes: int = Field(10, gt=1)
+    channels: int = Field(1, gt=0)
+    size: int = Field(16, gt=3)
+    noise: float = Field(0.3, ge=0)
+
+
+class DatasetConfig(Strict):
+    name: Literal["digits", "fashion-mnist", "cifar10", "cifar100", "synthetic"] = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    val_fraction: float = Field(0.0, ge=0, lt=1)
+    limit_per_class: int | None = Field(None, gt=0)
+    split_seed: int = 0
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+
+class ModelConfig(BaseModel):
+    """``name`` plus the model's own settings (e.g. ``width`` for cnn)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "cnn"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.name not in MODELS:
+            raise ValueError(f"unknown model {self.name!r}; allowed: {', '.join(MODELS)}")
+        extra = set(self.model_extra or {}) - set(model_settings(self.name))
+        if extra:
+            raise ValueError(
+                f"unknown setting(s) {sorted(extra)} for model {self.name!r}; "
+                f"allowed: {', '.join(model_settings(self.name)) or 'none'}"
+            )
+        return self
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    nesterov: bool = False
+
+
+class ScheduleConfig(Strict):
+    name: Literal["linear", "step", "cosine", "onecycle", "constant"] = "linear"
+    final_lr: float = Field(1e-6, ge=0)
+    warmup: float | None = Field(None, ge=0, lt=1)
+    milestones: list[float] = [0.5, 0.75]
+    gamma: float = Field(0.1, gt=0)
+
+    def kwargs(self) -> dict[str, Any]:
+        kw = self.model_dump(exclude={"name"})
+        if kw["warmup"] is None:
+            kw.pop("warmup")
+        return kw
+
+
+class TrainSettings(Strict):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=0)
+    eval_every: int = Field(0, ge=0, description="steps between evaluations; 0 = once per full epoch")
+    eval_batch_size: int = Field(1024, gt=0)
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = at each evaluation")
+    device: str = "cpu"
+    threads: int | None = Field(None, gt=0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("cpu", "auto") and not v.startswith("cuda"):
+            raise ValueError(f"unknown device {v!r}; allowed: cpu, cuda, cuda:N, auto")
+        return v
+
+
+def _check_spec(registry, spec: Spec) -> dict[str, Any]:
+    try:
+        return registry.validate(spec)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+
+
+def _check_augment(v: Spec | list[Spec]) -> list[dict[str, Any]]:
+    specs = v if isinstance(v, list) else [v]
+    return [_check_spec(TRANSFORMS, s) for s in specs]
+
+
+def _check_budget(b: float) -> float:
+    if not (0 < b <= 1):
+        raise ValueError(f"budget {b} is outside (0, 1]: a budget is the fraction of the full schedule to run")
+    return b
+
+
+class Common(Strict):
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainSettings = TrainSettings()
+    loss: Literal["ce", "bce"] = "ce"
+    target_accuracy: float | None = Field(None, gt=0, le=1)
+
+
+class TrialConfig(Common):
+    """One training run: everything in, one result row out. Serialisable (``model_dump``)."""
+
+    regimen: str = "default"
+    sampler: Spec = "uniform"
+    augment: Spec | list[Spec] = []
+    budget: float = 1.0
+    seed: int = 0
+
+    _sampler = field_validator("sampler")(classmethod(lambda cls, v: _check_spec(SAMPLERS, v)))
+    _augment = field_validator("augment")(classmethod(lambda cls, v: _check_augment(v)))
+    _budget = field_validator("budget")(classmethod(lambda cls, v: _check_budget(v)))
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class RegimenConfig(Strict):
+    name: str | None = None
+    sampler: Spec = "uniform"
+    augment: Spec | list[Spec] = []
+    loss: Literal["ce", "bce"] | None = None
+
+    _sampler = field_validator("sampler")(classmethod(lambda cls, v: _check_spec(SAMPLERS, v)))
+    _augment = field_validator("augment")(classmethod(lambda cls, v: _check_augment(v)))
+
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        aug = "+".join(a["name"] for a in self.augment) or "none"
+        return f"{self.sampler['name']}/{aug}"
+
+
+class StudyConfig(Common):
+    """A grid: regimens (explicit, or samplers x augments) x budgets x seeds."""
+
+    name: str = "study"
+    seeds: list[int] = Field([0], min_length=1)
+    budgets: list[float] = Field([1.0], min_length=1)
+    samplers: list[Spec] | None = None
+    augments: list[Spec | list[Spec]] | None = None
+    regimens: list[RegimenConfig] | None = None
+
+    _budgets = field_validator("budgets")(classmethod(lambda cls, v: [_check_budget(b) for b in v]))
+
+    @model_validator(mode="after")
+    def _grid(self):
+        if self.regimens is not None and (self.samplers is not None or self.augments is not None):
+            raise ValueError("give either 'regimens' or 'samplers'/'augments', not both")
+        return self
+
+    def regimen_list(self) -> list[RegimenConfig]:
+        if self.regimens is not None:
+            return self.regimens
+        samplers = self.samplers or ["uniform"]
+        augments = self.augments or [[]]
+        return [RegimenConfig(sampler=s, augment=a) for s in samplers for a in augments]
+
+    def trials(self) -> list[TrialConfig]:
+        common = self.model_dump(include=set(Common.model_fields))
+        out = []
+        for reg in self.regimen_list():
+            for b in self.budgets:
+                for seed in self.seeds:
+                    d = dict(common, regimen=reg.label(), sampler=reg.sampler, augment=reg.augment,
+                             budget=b, seed=seed)
+                    if reg.loss:
+                        d["loss"] = reg.loss
+                    out.append(TrialConfig(**d))
+        return out
+
+
+# ---------------------------------------------------------------- loading and errors
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) model at ``loc``, for 'unknown key' messages."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        while get_origin(ann) is not None and not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            args = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not args:
+                return []
+            ann = args[0]
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def format_validation_error(e: ValidationError, model: type[BaseModel], where: str) -> str:
+    err = e.errors()[0]
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        return f"{where}: unknown key '{key}'; allowed here: {', '.join(allowed)}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "literal_error":
+        msg = f"got {err['input']!r}; {msg.lower()}"
+    return f"{where}: '{key}': {msg}"
+
+
+def parse_config(data: Any, model: type[BaseModel], where: str = "config"):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    try:
+        return model(**data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, model, where)) from None
+
+
+def load_config(path: str | Path, model: type[BaseModel]):
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass the path of a YAML config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}; fix the syntax") from None
+    return parse_config(data, model, str(path))

@@ -1,0 +1,213 @@
+"""The training loop: one budgeted run from a ``TrialConfig`` to a result row.
+
+Read it top to bottom; each step of the data's path is one call:
+
+    sampler.next_batch  -> which sample indices (and importance weights) this step uses
+    gather              -> the batch from the device-resident dataset tensors
+    transform           -> augmentation / mixing of inputs and soft targets
+    model               -> logits
+    loss_fn             -> per-sample loss on soft targets, reduced with the weights
+    sampler.feedback    -> per-sample loss and p(true class) back to the sampler
+    lr_at + opt.step    -> update under the budget-aware learning-rate schedule
+
+The run gets exactly ``budget.total_steps`` optimizer steps (Arazo et al., BMVC 2021).
+It evaluates every ``eval_every`` steps, checkpoints atomically, and resumes from a
+checkpoint to the same final weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .augment import TRANSFORMS, Compose, TransformContext
+from .budget import Budget, lr_at
+from .data import TensorData, gather, load_dataset
+from .errors import CheckpointError, DivergedError, TrainwiseError
+from .evaluate import evaluate
+from .io import atomic_torch_save, atomic_write_text
+from .losses import get_loss, reduce_loss
+from .models import build_model
+from .runlog import RunLog
+from .sampling import SAMPLERS, SamplerContext
+from .study.config import TrialConfig
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainwiseError(f"device {name!r} requested but CUDA is not available; set train.device: cpu")
+    return torch.device(name)
+
+
+def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    opt = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+    return opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def load_checkpoint(path: Path, config_hash: str) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt, or not a checkpoint at all
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); delete it to start the run over"
+        ) from None
+    if not isinstance(ckpt, dict) or "config_hash" not in ckpt:
+        raise CheckpointError(f"{path} is not a trainwise checkpoint; delete it or use another --out directory")
+    if ckpt["config_hash"] != config_hash:
+        raise CheckpointError(
+            f"checkpoint {path} was written by another config (hash {ckpt['config_hash']}, this config "
+            f"{config_hash}); resume with the original config or use another --out directory"
+        )
+    return ckpt
+
+
+def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = False,
+          progress: bool | None = None, data: TensorData | None = None) -> dict:
+    """Run one budgeted training trial and return its result row (metrics only, JSON-serialisable)."""
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = pick_device(cfg.train.device)
+    torch.manual_seed(cfg.seed)
+
+    # ---- data, model, optimizer, budget, sampler, transforms, loss
+    data = (data or load_dataset(cfg.dataset)).to(device)
+    mean, std = data.channel_stats()
+    model = build_model(cfg.model.name, data.input_shape, data.num_classes, mean, std,
+                        **cfg.model.settings).to(device)
+    opt = build_optimizer(model, cfg.optimizer)
+    budget = Budget(cfg.train.epochs, cfg.train.batch_size, data.n_train, cfg.budget)
+    total = budget.total_steps
+    sampler = SAMPLERS.build(cfg.sampler, SamplerContext(budget, cfg.seed, data.y_train.cpu(), device))
+    tctx = TransformContext(data.num_classes, data.input_shape, budget, device)
+    transform = Compose([TRANSFORMS.build(spec, tctx) for spec in cfg.augment])
+    loss_fn = get_loss(cfg.loss)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    eval_every = cfg.train.eval_every or budget.steps_per_full_epoch
+    ckpt_every = cfg.train.checkpoint_every or eval_every
+    wants_feedback = getattr(sampler, "wants_feedback", False)
+    chash = cfg.config_hash()
+
+    # ---- run state (everything a checkpoint must restore)
+    s = dict(step=0, epoch=-1, step_in_epoch=0, epoch_steps=0, samples_forwarded=0,
+             samples_backpropagated=0, train_time=0.0, best_test_acc=0.0, time_to_target=None,
+             train_loss=float("nan"), loss_sum=0.0, loss_n=0)
+    history: list[dict] = []
+    ckpt_path = run_dir / CHECKPOINT if run_dir is not None else None
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path, chash)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sampler.load_state_dict(ck["sampler"])
+        transform.load_state_dict(ck["transform"])
+        gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["torch_rng"])
+        s.update(ck["state"])
+        history = ck["history"]
+
+    def save_checkpoint() -> None:
+        if ckpt_path is None:
+            return
+        atomic_torch_save(dict(
+            config_hash=chash, model=model.state_dict(), optimizer=opt.state_dict(),
+            sampler=sampler.state_dict(), transform=transform.state_dict(), gen=gen.get_state(),
+            torch_rng=torch.get_rng_state(), state=dict(s), history=history), ckpt_path)
+
+    @torch.no_grad()
+    def scorer(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient-free forward pass in eval mode for samplers that score candidates (counted)."""
+        model.eval()
+        logits = model(data.x_train[idx])
+        model.train()
+        y = data.y_train[idx]
+        s["samples_forwarded"] += len(idx)
+        return F.cross_entropy(logits, y, reduction="none"), logits.softmax(1).gather(1, y[:, None]).squeeze(1)
+
+    def do_eval() -> None:
+        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size)
+        s["best_test_acc"] = max(s["best_test_acc"], test_acc)
+        target = cfg.target_accuracy
+        if target is not None and s["time_to_target"] is None and test_acc >= target:
+            s["time_to_target"] = s["train_time"]
+        rec = dict(step=s["step"], epoch=s["epoch"], lr=opt.param_groups[0]["lr"], train_loss=s["train_loss"],
+                   test_loss=test_loss, test_acc=test_acc, time=s["train_time"])
+        if data.x_val is not None:
+            rec["val_loss"], rec["val_acc"] = evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size)
+        history.append(rec)
+        log.record(rec, history)
+
+    log = RunLog(run_dir, total, f"{cfg.regimen} b={cfg.budget} seed={cfg.seed}", progress, s["step"])
+    model.train()
+    try:
+        while s["step"] < total:
+            t0 = time.perf_counter()
+            if s["step_in_epoch"] >= s["epoch_steps"]:
+                s["epoch"] += 1
+                s["epoch_steps"] = sampler.begin_epoch(s["epoch"])
+                s["step_in_epoch"] = 0
+            transform.on_step(s["step"], total)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(s["step"], total, cfg.optimizer.lr, cfg.schedule.name, **cfg.schedule.kwargs())
+
+            sel = sampler.next_batch(s["step_in_epoch"], scorer)
+            batch = gather(data.x_train, data.y_train, sel.idx, data.num_classes, sel.weight)
+            batch = transform(batch, gen)
+            logits = model(batch.x)
+            per_sample = loss_fn(logits, batch.y)
+            loss = reduce_loss(per_sample, batch.weight)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise DivergedError(
+                    f"loss became {loss_value} at step {s['step']} (lr {opt.param_groups[0]['lr']:.3g}); "
+                    f"lower optimizer.lr; the last good checkpoint is kept" + (f" in {ckpt_path}" if ckpt_path else ""))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if wants_feedback:
+                with torch.no_grad():
+                    p_true = logits.softmax(1).gather(1, batch.labels[:, None]).squeeze(1)
+                sampler.feedback(batch.idx, per_sample.detach(), p_true)
+
+            s["samples_forwarded"] += len(batch)
+            s["samples_backpropagated"] += len(batch)
+            s["step"] += 1
+            s["step_in_epoch"] += 1
+            s["loss_sum"] += loss_value
+            s["loss_n"] += 1
+            s["train_time"] += time.perf_counter() - t0
+            log.step(s["step"])
+
+            if s["step"] % eval_every == 0 or s["step"] == total:
+                s["train_loss"] = s["loss_sum"] / max(s["loss_n"], 1)
+                s["loss_sum"], s["loss_n"] = 0.0, 0
+                do_eval()
+            if s["step"] % ckpt_every == 0 or s["step"] == total:
+                save_checkpoint()
+    finally:
+        log.close()
+
+    last = history[-1]
+    result = dict(
+        steps=s["step"], total_steps=total, epochs=s["epoch"] + 1,
+        samples_forwarded=s["samples_forwarded"], samples_backpropagated=s["samples_backpropagated"],
+        wall_time=s["train_time"], train_loss=s["train_loss"], test_loss=last["test_loss"],
+        test_acc=last["test_acc"], best_test_acc=s["best_test_acc"], time_to_target=s["time_to_target"],
+    )
+    if "val_acc" in last:
+        result["val_acc"] = last["val_acc"]
+    if run_dir is not None:
+        atomic_torch_save(model.state_dict(), run_dir / "model.pt")
+        atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
+    return result
