@@ -1,0 +1,253 @@
+"""CIFAR-10 and CIFAR-100 (Krizhevsky, 2009) from the official "python version".
+
+Source: https://www.cs.toronto.edu/~kriz/cifar.html. A lookup directory (``data_dir``,
+``$TRAINWISE_DATA/<name>``, the download cache) holds either the extracted folder
+(``cifar-10-batches-py/`` or ``cifar-100-python/``) or the official archive, which is
+SHA-256-verified and then extracted next to itself.
+
+The batches are pickles, and unpickling runs code, so a pickle is only opened when it
+comes from a verified archive or from a directory the user named (``data_dir`` or
+``$TRAINWISE_DATA``); folders in the cache count only with the marker written by a
+verified extraction.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .base import TensorData
+from .download import cache_dir, download_file, one_line, search_dirs, sha256_file
+
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/"
+MARKER = ".trainwise-verified"
+
+
+@dataclass(frozen=True)
+class _Spec:
+    folder: str
+    archive: str
+    train: tuple[str, ...]
+    test: str
+    label_key: bytes
+    num_classes: int
+
+
+SPECS = {
+    "cifar10": _Spec(
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        "test_batch",
+        b"labels",
+        10,
+    ),
+    "cifar100": _Spec("cifar-100-python", "cifar-100-python.tar.gz", ("train",), "test", b"fine_labels", 100),
+}
+
+# SHA-256 of the official archives (the ones Keras pins; torchvision pins their MD5s
+# c58f30108f718f92721af3b95e74349a and eb9058c3a382ffc7106e4002c42a8d85).
+SHA256 = {
+    "cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    "cifar-100-python.tar.gz": "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+}
+
+_Reader = Callable[[str], bytes]
+
+
+def _has_batches(folder: Path, spec: _Spec) -> bool:
+    return all((folder / n).is_file() for n in (*spec.train, spec.test))
+
+
+def _member_name(archive: Path, member: tarfile.TarInfo, spec: _Spec) -> PurePosixPath:
+    """The member's path, refusing anything that could land outside the extraction folder."""
+    raw = member.name.replace("\\", "/")
+    p = PurePosixPath(raw)
+    if (
+        raw.startswith("/")
+        or ".." in raw.split("/")
+        or not (member.isfile() or member.isdir())
+        or p.parts[:1] != (spec.folder,)
+    ):
+        raise DataError(
+            f"{archive}: unsafe or unexpected archive member {member.name!r} (absolute path, '..', link "
+            f"or outside {spec.folder}/); refusing to extract — delete the archive and download it again"
+        )
+    return p
+
+
+def _extract(archive: Path, spec: _Spec, sha: str, owned: bool) -> Path:
+    """Extract a verified archive next to itself; the folder appears complete or not at all."""
+    parent = archive.parent
+    final = parent / spec.folder
+    if final.exists() and not owned:
+        raise DataError(
+            f"{final} exists but is incomplete, so {archive.name} cannot be extracted there; "
+            f"delete or complete {final}"
+        )
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=".extract-"))
+    except OSError as e:
+        raise DataError(f"cannot extract {archive} ({e.strerror or e}); make {parent} writable") from None
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                out = tmp.joinpath(*_member_name(archive, member, spec).parts)
+                if member.isdir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as src, open(out, "wb") as f:
+                    shutil.copyfileobj(src, f)
+        folder = tmp / spec.folder
+        folder.mkdir(exist_ok=True)
+        (folder / MARKER).write_text(sha + "\n")
+        if final.exists():
+            shutil.rmtree(final)  # an unverified or incomplete leftover in our own cache
+        os.replace(folder, final)
+        return final
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{archive}: corrupt archive ({one_line(e)}); delete it and download it again") from None
+    except OSError as e:
+        raise DataError(f"cannot extract {archive} into {parent} ({e.strerror or e}); free disk space") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _archive_reader(archive: Path, spec: _Spec) -> _Reader:
+    """Read the batches straight from a verified archive (for a directory we cannot write to)."""
+    blobs = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                rel = _member_name(archive, member, spec)
+                if member.isfile():
+                    blobs[rel.name] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise DataError(f"{archive}: corrupt archive ({one_line(e)}); delete it and download it again") from None
+    return lambda name: blobs[name]
+
+
+def _verify(archive: Path, sha: str) -> None:
+    got = sha256_file(archive)
+    if got != sha:
+        raise DataError(
+            f"checksum mismatch for {archive}: expected {sha}, got {got}; the archive is corrupt or not the "
+            f"official one — delete it and download it again (or extract it yourself and set dataset.data_dir)"
+        )
+
+
+def _from_archive(archive: Path, spec: _Spec, sha: str, owned: bool) -> tuple[_Reader, str]:
+    _verify(archive, sha)
+    if not os.access(archive.parent, os.W_OK):
+        return _archive_reader(archive, spec), str(archive)
+    folder = _extract(archive, spec, sha, owned)
+    return _dir_reader(folder), str(folder)
+
+
+def _dir_reader(folder: Path) -> _Reader:
+    return lambda name: (folder / name).read_bytes()
+
+
+def _find(name: str, spec: _Spec, data_dir: str | os.PathLike | None) -> tuple[_Reader, str] | None:
+    """A reader for the batches and where they are, or None when there are none."""
+    sha = SHA256[spec.archive]
+    dirs = search_dirs(name, data_dir, [])
+    user_dirs = dirs if data_dir is not None else dirs[:-1]  # the last one is the cache
+    for d in user_dirs:
+        for folder in (d / spec.folder, d):
+            if _has_batches(folder, spec):
+                return _dir_reader(folder), str(folder)
+        if (d / spec.archive).is_file():
+            return _from_archive(d / spec.archive, spec, sha, owned=False)
+    if data_dir is not None:
+        raise DataError(
+            f"data_dir {dirs[0]} holds neither {spec.folder}/ with {', '.join((*spec.train, spec.test))} "
+            f"nor {spec.archive}; put the CIFAR python version there or fix dataset.data_dir"
+        )
+    cache = cache_dir() / name
+    folder = cache / spec.folder
+    marker = folder / MARKER
+    if _has_batches(folder, spec) and marker.is_file() and marker.read_text().strip() == sha:
+        return _dir_reader(folder), str(folder)
+    if (cache / spec.archive).is_file():
+        return _from_archive(cache / spec.archive, spec, sha, owned=True)
+    if _has_batches(folder, spec):
+        raise DataError(
+            f"{folder} was not extracted by trainwise from a verified archive, so its pickles are not opened; "
+            f"move it to $TRAINWISE_DATA/{name} or set dataset.data_dir to trust it, or put {spec.archive} in {cache}"
+        )
+    return None
+
+
+def _batch(read: _Reader, where: str, name: str, spec: _Spec) -> tuple[np.ndarray, np.ndarray]:
+    fix = "replace it with the official CIFAR python version"
+    try:
+        blob = read(name)
+    except (OSError, KeyError) as e:
+        raise DataError(f"{where}/{name}: cannot read the batch ({one_line(e)}); {fix}") from None
+    try:
+        d = pickle.loads(blob, encoding="bytes")
+        data, labels = d[b"data"], np.asarray(d[spec.label_key])
+    except Exception as e:  # malformed pickles raise many kinds of errors
+        raise DataError(f"{where}/{name}: not a CIFAR batch ({type(e).__name__}: {one_line(e)}); {fix}") from None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{where}/{name}: b'data' is not a uint8 (N, 3072) array; {fix}")
+    if labels.ndim != 1 or len(labels) != len(data) or labels.dtype.kind not in "iu":
+        raise DataError(f"{where}/{name}: {len(data)} images but labels of shape {labels.shape}; {fix}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= spec.num_classes):
+        raise DataError(f"{where}/{name}: labels outside 0..{spec.num_classes - 1}; {fix}")
+    return data, labels.astype(np.int64)
+
+
+def _tensors(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    data = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32)
+    x = torch.from_numpy(data).to(torch.float32).div_(255.0)
+    return x, torch.from_numpy(np.concatenate([p[1] for p in parts]))
+
+
+def load_cifar(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    base_url: str | None = None,
+) -> TensorData:
+    """Load CIFAR-10 (``"cifar10"``) or CIFAR-100 (``"cifar100"``, fine labels) as (N, 3, 32, 32) in [0, 1]."""
+    if name not in SPECS:
+        raise DataError(f"unknown CIFAR variant {name!r}; use 'cifar10' or 'cifar100'")
+    spec = SPECS[name]
+    found = _find(name, spec, data_dir)
+    if found is None:
+        if not download:
+            looked = ", ".join(str(d) for d in search_dirs(name, None, []))
+            raise DataError(
+                f"{name} not found (looked in: {looked}); put {spec.archive} or the extracted {spec.folder}/ "
+                f"in $TRAINWISE_DATA/{name} or set dataset.data_dir, or set dataset.download: true"
+            )
+        archive = cache_dir() / name / spec.archive
+        url = (base_url or OFFICIAL_URL).rstrip("/") + "/" + spec.archive
+        download_file(url, archive, SHA256[spec.archive], timeout=60)
+        found = _from_archive(archive, spec, SHA256[spec.archive], owned=True)
+    read, where = found
+    x_train, y_train = _tensors([_batch(read, where, b, spec) for b in spec.train])
+    x_test, y_test = _tensors([_batch(read, where, spec.test, spec)])
+    return TensorData(
+        name=name,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=spec.num_classes,
+    )
