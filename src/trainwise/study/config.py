@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from ..augment import TRANSFORMS
 from ..errors import ConfigError
@@ -24,7 +25,9 @@ Spec = Union[str, dict[str, Any]]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # validate_default: defaults are normalised like given values, so a config's hash
+    # survives a round trip through JSON (the executors rebuild configs from dicts).
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class SyntheticConfig(Strict):
@@ -126,6 +129,11 @@ def _check_budget(b: float) -> float:
     return b
 
 
+BudgetFraction = Annotated[float, AfterValidator(_check_budget)]
+SamplerSpec = Annotated[Spec, AfterValidator(lambda v: _check_spec(SAMPLERS, v))]
+AugmentSpec = Annotated[Union[Spec, list[Spec]], AfterValidator(_check_augment)]
+
+
 class Common(Strict):
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
@@ -140,14 +148,10 @@ class TrialConfig(Common):
     """One training run: everything in, one result row out. Serialisable (``model_dump``)."""
 
     regimen: str = "default"
-    sampler: Spec = "uniform"
-    augment: Spec | list[Spec] = []
-    budget: float = 1.0
+    sampler: SamplerSpec = "uniform"
+    augment: AugmentSpec = []
+    budget: BudgetFraction = 1.0
     seed: int = 0
-
-    _sampler = field_validator("sampler")(classmethod(lambda cls, v: _check_spec(SAMPLERS, v)))
-    _augment = field_validator("augment")(classmethod(lambda cls, v: _check_augment(v)))
-    _budget = field_validator("budget")(classmethod(lambda cls, v: _check_budget(v)))
 
     def config_hash(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -156,12 +160,9 @@ class TrialConfig(Common):
 
 class RegimenConfig(Strict):
     name: str | None = None
-    sampler: Spec = "uniform"
-    augment: Spec | list[Spec] = []
+    sampler: SamplerSpec = "uniform"
+    augment: AugmentSpec = []
     loss: Literal["ce", "bce"] | None = None
-
-    _sampler = field_validator("sampler")(classmethod(lambda cls, v: _check_spec(SAMPLERS, v)))
-    _augment = field_validator("augment")(classmethod(lambda cls, v: _check_augment(v)))
 
     def label(self) -> str:
         if self.name:
@@ -175,12 +176,10 @@ class StudyConfig(Common):
 
     name: str = "study"
     seeds: list[int] = Field([0], min_length=1)
-    budgets: list[float] = Field([1.0], min_length=1)
-    samplers: list[Spec] | None = None
-    augments: list[Spec | list[Spec]] | None = None
+    budgets: list[BudgetFraction] = Field([1.0], min_length=1)
+    samplers: list[SamplerSpec] | None = None
+    augments: list[AugmentSpec] | None = None
     regimens: list[RegimenConfig] | None = None
-
-    _budgets = field_validator("budgets")(classmethod(lambda cls, v: [_check_budget(b) for b in v]))
 
     @model_validator(mode="after")
     def _grid(self):

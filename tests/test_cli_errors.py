@@ -1,0 +1,214 @@
+"""Bad input: one clear line, exit code 2, no traceback without --debug, no earlier study's file changed."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import snapshot, trial_dict
+from trainwise.cli import main
+
+TINY_STUDY = dict(
+    name="tiny",
+    dataset={"name": "synthetic", "synthetic": {"n_train": 128, "n_test": 64, "size": 8}},
+    model={"name": "linear"},
+    train={"epochs": 1, "batch_size": 32},
+    seeds=[0],
+    budgets=[1.0],
+)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    """An earlier, finished study whose files must survive every bad invocation untouched."""
+    root = tmp_path_factory.mktemp("earlier")
+    cfg = root / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_STUDY))
+    assert main(["study", str(cfg), "--out", str(root / "study"), "--no-progress"]) == 0
+    return root / "study"
+
+
+def run_bad(capsys, study_dir, args, config: dict | str | None = None, tmp_path=None):
+    before = snapshot(study_dir)
+    if config is not None:
+        path = tmp_path / "bad.yaml"
+        path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+        args = [args[0], str(path), *args[1:]]
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("trainwise: error: ")
+    assert "Traceback" not in err
+    assert snapshot(study_dir) == before
+    return err
+
+
+def study(**over):
+    d = {**TINY_STUDY, **over}
+    return d
+
+
+def write_idx(path: Path, magic_type: int, dims: tuple[int, ...], payload: bytes):
+    header = struct.pack(">BBBB", 0, 0, magic_type, len(dims)) + b"".join(struct.pack(">I", d) for d in dims)
+    with gzip.open(path, "wb") as f:
+        f.write(header + payload)
+
+
+def fashion_dir(tmp_path, images_magic=0x08, truncate=False) -> Path:
+    d = tmp_path / "fm"
+    d.mkdir()
+    n = 4
+    for split in ("train", "t10k"):
+        img = bytes(n * 28 * 28)
+        if truncate:
+            img = img[:100]
+        write_idx(d / f"{split}-images-idx3-ubyte.gz", images_magic, (n, 28, 28), img)
+        write_idx(d / f"{split}-labels-idx1-ubyte.gz", 0x08, (n,), bytes(range(n)))
+    return d
+
+
+def fashion_study(data_dir, **dataset):
+    return study(dataset={"name": "fashion-mnist", "data_dir": str(data_dir), **dataset})
+
+
+def test_missing_dataset_directory(capsys, study_dir, tmp_path):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)],
+                  fashion_study(tmp_path / "nowhere"), tmp_path)
+    assert "does not exist" in err
+
+
+def test_idx_wrong_magic(capsys, study_dir, tmp_path):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)],
+                  fashion_study(fashion_dir(tmp_path, images_magic=0x0A)), tmp_path)
+    assert "images-idx3-ubyte.gz" in err
+
+
+def test_idx_truncated(capsys, study_dir, tmp_path):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)],
+                  fashion_study(fashion_dir(tmp_path, truncate=True)), tmp_path)
+    assert "truncated" in err
+
+
+def test_checksum_mismatch_on_download(capsys, study_dir, tmp_path, monkeypatch):
+    import http.server
+    import threading
+    from functools import partial
+
+    from trainwise.data import fashion_mnist
+
+    served = fashion_dir(tmp_path)  # valid IDX files, but not the official bytes
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = partial(Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", [])
+        monkeypatch.setenv("TRAINWISE_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("TRAINWISE_DATA", raising=False)
+        monkeypatch.setenv("TRAINWISE_FASHION_MNIST_URL", f"http://127.0.0.1:{server.server_port}/")
+        cfg = study(dataset={"name": "fashion-mnist", "download": True})
+        err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    finally:
+        server.shutdown()
+    assert "checksum mismatch" in err
+    assert not any((tmp_path / "cache" / "fashion-mnist").glob("*.gz"))
+
+
+def test_yaml_syntax_error(capsys, study_dir, tmp_path):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], "name: [unclosed\nseeds: 1\n", tmp_path)
+    assert "YAML syntax error" in err and "line" in err
+
+
+def test_unknown_key(capsys, study_dir, tmp_path):
+    cfg = study(train={"epochs": 1, "batchsize": 32})
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "unknown key 'train.batchsize'" in err and "batch_size" in err
+
+
+@pytest.mark.parametrize("budget", [0, -0.5, 1.5])
+def test_bad_budget(capsys, study_dir, tmp_path, budget):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], study(budgets=[budget]), tmp_path)
+    assert "budgets.0" in err and "(0, 1]" in err
+
+
+def test_impossible_budget(capsys, study_dir, tmp_path):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], study(budgets=[0.01]), tmp_path)
+    assert "impossible budget" in err
+
+
+def test_negative_lr(capsys, study_dir, tmp_path):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], study(optimizer={"lr": -0.1}), tmp_path)
+    assert "optimizer.lr" in err
+
+
+@pytest.mark.parametrize("over,needle", [
+    ({"model": {"name": "resnet1000"}}, "unknown model 'resnet1000'; allowed: "),
+    ({"samplers": ["nope"]}, "unknown sampler 'nope'; allowed: "),
+    ({"augments": ["nope"]}, "unknown augmentation 'nope'; allowed: "),
+])
+def test_unknown_names(capsys, study_dir, tmp_path, over, needle):
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], study(**over), tmp_path)
+    assert needle in err
+
+
+def test_checkpoint_from_another_config(capsys, study_dir, tmp_path):
+    run = tmp_path / "run"
+    first = tmp_path / "a.yaml"
+    first.write_text(yaml.safe_dump(trial_dict()))
+    assert main(["train", str(first), "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    err = run_bad(capsys, run, ["train", "--out", str(run), "--resume"], trial_dict(seed=9), tmp_path)
+    assert "another config" in err
+
+
+def test_truncated_checkpoint(capsys, tmp_path):
+    run = tmp_path / "run"
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(yaml.safe_dump(trial_dict()))
+    assert main(["train", str(cfg), "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    ck = run / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:1000])
+    err = run_bad(capsys, run, ["train", "--out", str(run), "--resume"], trial_dict(), tmp_path)
+    assert "corrupt or truncated" in err
+
+
+def test_train_refuses_to_overwrite_a_previous_run(capsys, tmp_path):
+    run = tmp_path / "run"
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(yaml.safe_dump(trial_dict()))
+    assert main(["train", str(cfg), "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    err = run_bad(capsys, run, ["train", "--out", str(run)], trial_dict(), tmp_path)
+    assert "--resume" in err
+
+
+def test_study_directory_not_writable(capsys, study_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    err = run_bad(capsys, study_dir, ["study", "--out", str(blocker / "study")], study(), tmp_path)
+    assert "not writable" in err
+
+
+def test_real_process_exit_code_and_debug_traceback(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(study(optimizer={"lr": -1})))
+    env = dict(os.environ)
+    plain = subprocess.run([sys.executable, "-m", "trainwise.cli", "study", str(cfg), "--out", str(tmp_path / "s")],
+                           capture_output=True, text=True, env=env)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert len(plain.stderr.strip().splitlines()) == 1
+    debug = subprocess.run([sys.executable, "-m", "trainwise.cli", "study", str(cfg), "--debug"],
+                           capture_output=True, text=True, env=env)
+    assert "Traceback" in debug.stderr
