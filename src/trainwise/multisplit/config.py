@@ -1,0 +1,75 @@
+"""Config for multi-split training: the settings of one arm, and a comparison of arms x seeds.
+
+A ``multisplit`` config is a trial's common settings (dataset, model, optimizer, schedule,
+train), one sampler/augment/budget, a list of ``seeds`` and a list of ``arms``. The default
+arms are the comparison of Zhang et al. (arXiv:2007.01016) against its two baselines:
+``conventional`` (one split, best-validation checkpoint), ``independent`` (K splits, no
+transfer, best of K) and ``transfer`` (K splits with greedy transfer every epoch).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..study.config import Common, Spec, Strict, _check_augment, _check_budget, _check_spec
+from ..sampling import SAMPLERS
+
+
+class ArmSettings(Strict):
+    """One way of training: K splits, how they exchange parameters, and how often."""
+
+    name: str
+    k: int = Field(4, ge=1, le=64, description="number of (train, validation) splits and models")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of the gross training set held out per split")
+    transfer: Literal["none", "greedy", "soft"] = "greedy"
+    every: int = Field(0, ge=0, description="steps between transfer rounds; 0 = once per budgeted epoch")
+    offer: Literal["all", "best"] = "all"
+    alpha: float = Field(0.5, gt=0, le=1, description="soft rule: weight of the offered parameters in the average")
+    split_budget: Literal["shared", "full"] = Field(
+        "shared", description="shared: the K runs get budget/K each (equal compute to one run); "
+                              "full: each gets the whole budget (K times the compute, reported as such)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.k == 1 and self.transfer != "none":
+            raise ValueError(f"arm {self.name!r}: transfer needs k >= 2; set transfer: none for a single split")
+        return self
+
+
+DEFAULT_ARMS = [
+    ArmSettings(name="conventional", k=1, transfer="none"),
+    ArmSettings(name="independent", k=4, transfer="none"),
+    ArmSettings(name="transfer", k=4, transfer="greedy"),
+]
+
+
+class MultiSplitConfig(Common):
+    """``trainwise multisplit CONFIG``: every arm at every seed, at the same total budget."""
+
+    name: str = "multisplit"
+    sampler: Spec = "uniform"
+    augment: Spec | list[Spec] = []
+    budget: float = 1.0
+    seeds: list[int] = Field([0], min_length=1)
+    arms: list[ArmSettings] = Field(DEFAULT_ARMS, min_length=1)
+
+    _sampler = field_validator("sampler")(classmethod(lambda cls, v: _check_spec(SAMPLERS, v)))
+    _augment = field_validator("augment")(classmethod(lambda cls, v: _check_augment(v)))
+    _budget = field_validator("budget")(classmethod(lambda cls, v: _check_budget(v)))
+
+    @model_validator(mode="after")
+    def _unique(self):
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be unique, got {names}")
+        if getattr(self, "robustness", None) is not None:
+            raise ValueError("robustness is not supported by multisplit; remove the key (attack the "
+                             "output model.pt separately)")
+        if self.dataset.val_fraction:
+            raise ValueError("dataset.val_fraction must be 0 here: each arm's val_fraction makes the splits")
+        return self
+
+
+__all__ = ["ArmSettings", "MultiSplitConfig", "DEFAULT_ARMS"]

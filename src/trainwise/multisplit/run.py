@@ -1,0 +1,185 @@
+"""The multi-split driver: K split workers, transfer rounds, one output model.
+
+Zhang et al., "A Novel DNN Training Framework via Data Sampling and Multi-Task
+Optimization", arXiv:2007.01016 (METHODS.md section H). One run of one arm at one seed:
+
+1. Split the gross training set K times into (train, validation) pairs (stratified,
+   ``val_fraction`` held out, split seed ``1000 * seed + k``); the test set is untouched.
+2. Train K models of the same architecture from the same initialisation (the trial seed),
+   one per split, with the ordinary training loop.
+3. Every ``every`` steps (default: once per budgeted epoch) each worker scores its
+   parameters on its own validation split and keeps its best snapshot; with transfer on,
+   each worker is then offered the others' parameters (``offer: all``) or those of the
+   worker with the best validation accuracy (``offer: best``) and adopts by the rule in
+   ``transfer.py``. Every offer and decision is a line of ``offers.jsonl``.
+4. Output: among the K best-validation snapshots, the one with the best mean accuracy
+   over all K validation sets; it alone is evaluated on the test set.
+
+Budget: the arm's total budget ``b`` is split evenly, each of the K runs gets ``b / K`` of
+the full schedule (E epochs over its split), so every arm does the same number of
+optimizer steps (up to K rounding steps) as one conventional run at budget ``b``. An arm
+with ``split_budget: full`` instead gives each run the whole budget (K times the compute;
+``total_steps`` in the result says so), the setting of K parallel workers each training fully.
+Validation scoring and transfer cost forward passes only; they are counted in
+``val_forwards`` and in the wall time, not in the step budget.
+
+With K = 1 and no transfer this is the conventional baseline: one split, one model,
+best-validation checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..io import atomic_write_bytes, atomic_write_text
+from .config import ArmSettings, MultiSplitConfig
+from .executors import make_pool
+from .transfer import better
+
+
+def split_seed(seed: int, k: int) -> int:
+    return 1000 * seed + k
+
+
+def trial_dict(cfg: MultiSplitConfig, arm: ArmSettings, seed: int, k: int, threads: int) -> dict:
+    common = cfg.model_dump(include={"dataset", "model", "optimizer", "schedule", "train", "loss",
+                                     "target_accuracy"}, mode="json")
+    common["train"] = {**common["train"], "threads": threads}
+    return dict(common, regimen=f"{arm.name}/split{k}", sampler=cfg.sampler, augment=cfg.augment,
+                budget=cfg.budget / arm.k if arm.split_budget == "shared" else cfg.budget, seed=seed)
+
+
+def default_threads(cfg: MultiSplitConfig, arm: ArmSettings) -> int:
+    return cfg.train.threads or max(1, (os.cpu_count() or 1) // arm.k)
+
+
+def round_steps(total: int, every: int) -> list[int]:
+    """The steps at which rounds happen: every ``every`` steps, and the run's end."""
+    out = list(range(every, total, every))
+    return out + [total]
+
+
+def run_arm(cfg: MultiSplitConfig, arm: ArmSettings, seed: int, out: Path, executor: str = "inprocess",
+            address: str | None = None, echo=print) -> dict:
+    """One multi-split run; writes ``out/`` (split runs, offers.jsonl, model.pt, result.json)."""
+    if out.exists():
+        shutil.rmtree(out)  # a half-finished run starts over: transfer rounds are not resumable
+    out.mkdir(parents=True)
+    threads = default_threads(cfg, arm)
+    inits = [(trial_dict(cfg, arm, seed, k, threads), str(out / f"split{k}"), arm.val_fraction,
+              split_seed(seed, k), threads) for k in range(arm.k)]
+    t0 = time.perf_counter()
+    saved_threads = torch.get_num_threads()
+    pool = make_pool(executor, inits, address)
+    try:
+        info = pool.call("info", [()] * arm.k)
+        total = min(i["total_steps"] for i in info)
+        every = arm.every or max(1, total // info[0]["epochs"])
+        log_lines: list[str] = []
+        rounds = round_steps(total, every)
+        for r, step in enumerate(rounds):
+            last = r == len(rounds) - 1  # the last round trains to the budget's end, whatever its unit
+            reports = pool.call("advance", [(None if last else step,)] * arm.k)
+            if arm.transfer == "none" or last:
+                continue
+            blobs = pool.share(pool.call("params", [()] * arm.k))
+            if arm.offer == "best":
+                best = max(range(arm.k), key=lambda i: (reports[i]["val_acc"], -reports[i]["val_loss"], -i))
+                donors = [[] if j == best else [best] for j in range(arm.k)]
+            else:
+                donors = [[i for i in range(arm.k) if i != j] for j in range(arm.k)]
+            decisions = pool.call("consider", [(arm.transfer, arm.alpha, *[blobs[i] for i in d]) for d in donors])
+            for j, (d, recs) in enumerate(zip(donors, decisions)):
+                for i, rec in zip(d, recs):
+                    log_lines.append(json.dumps(dict(round=r, step=step, receiver=j, donor=i,
+                                                     rule=arm.transfer, **rec)) + "\n")
+            atomic_write_text(out / "offers.jsonl", "".join(log_lines))
+
+        # ---- output: the snapshot with the best mean score over all K validation sets
+        cands = pool.share(pool.call("candidate", [()] * arm.k))
+        own = pool.call("candidate_score", [()] * arm.k)
+        matrix = pool.call("score_all", [tuple(cands)] * arm.k)  # matrix[j][i]: candidate i on val j
+        means = [[sum(matrix[j][i][m] for j in range(arm.k)) / arm.k for m in (0, 1)] for i in range(arm.k)]
+        chosen = 0
+        for i in range(1, arm.k):
+            if better(tuple(means[i]), tuple(means[chosen])):
+                chosen = i
+        blob = pool.call_one(chosen, "candidate", ())
+        test = pool.call_one(chosen, "test", (blob,))
+        finals = pool.call("final", [()] * arm.k)
+    finally:
+        pool.close()
+        torch.set_num_threads(saved_threads)
+    wall = time.perf_counter() - t0
+    atomic_write_bytes(out / "model.pt", blob)
+    results = [f["result"] for f in finals]
+    adopted = sum(json.loads(line)["adopted"] for line in log_lines)
+    result = dict(
+        arm=arm.name, seed=seed, k=arm.k, transfer=arm.transfer, split_budget=arm.split_budget,
+        executor=executor, threads=threads,
+        chosen=chosen, test_acc=test["test_acc"], test_loss=test["test_loss"],
+        val_own_acc=own[chosen][0], val_mean_acc=means[chosen][0], val_mean_loss=means[chosen][1],
+        val_matrix=[[matrix[j][i][0] for i in range(arm.k)] for j in range(arm.k)],
+        steps_per_split=[r["steps"] for r in results], total_steps=sum(r["steps"] for r in results),
+        rounds=len(rounds), every=every, offers=len(log_lines), adopted=adopted,
+        samples_backpropagated=sum(r["samples_backpropagated"] for r in results),
+        samples_forwarded=sum(r["samples_forwarded"] for r in results),
+        val_forwards=sum(f["val_forwards"] for f in finals),
+        train_time=sum(r["wall_time"] for r in results), wall_time=wall,
+        final_test_acc_per_split=[r["test_acc"] for r in results],
+    )
+    atomic_write_text(out / "result.json", json.dumps(result, indent=2))
+    echo(f"  {arm.name} seed={seed}: test_acc {result['test_acc']:.4f} (val own {result['val_own_acc']:.4f}, "
+         f"mean-K {result['val_mean_acc']:.4f}), {adopted}/{len(log_lines)} offers adopted, {wall:.0f}s")
+    return result
+
+
+def run_multisplit(cfg: MultiSplitConfig, out: Path, executor: str = "inprocess", address: str | None = None,
+                   echo=print) -> list[dict]:
+    """Every arm at every seed; finished runs (``result.json`` present) are kept, not rerun."""
+    rows = []
+    for arm in cfg.arms:
+        for seed in cfg.seeds:
+            d = out / f"{arm.name}-seed{seed}"
+            if (d / "result.json").is_file():
+                rows.append(json.loads((d / "result.json").read_text()))
+                echo(f"  {arm.name} seed={seed}: already done")
+                continue
+            rows.append(run_arm(cfg, arm, seed, d, executor, address, echo))
+    atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
+    atomic_write_text(out / "report.md", summary_markdown(cfg, rows))
+    return rows
+
+
+def summary_markdown(cfg: MultiSplitConfig, rows: list[dict]) -> str:
+    """Per arm: mean and spread over seeds of test accuracy and the validation estimates."""
+    import statistics as st
+
+    def ms(xs):
+        return f"{st.mean(xs):.4f} ± {st.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
+
+    lines = [f"# multisplit: {cfg.name}", "",
+             "| arm | K | transfer | seeds | test acc | val (own split) | val (mean of K) | val own − test "
+             "| offers adopted | total steps | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for arm in cfg.arms:
+        rs = [r for r in rows if r["arm"] == arm.name]
+        if not rs:
+            continue
+        gap = [r["val_own_acc"] - r["test_acc"] for r in rs]
+        lines.append(
+            f"| {arm.name} | {arm.k} | {arm.transfer} | {len(rs)} | {ms([r['test_acc'] for r in rs])} | "
+            f"{ms([r['val_own_acc'] for r in rs])} | {ms([r['val_mean_acc'] for r in rs])} | {ms(gap)} | "
+            f"{sum(r['adopted'] for r in rs)}/{sum(r['offers'] for r in rs)} | "
+            f"{rs[0]['total_steps']} | {st.mean(r['wall_time'] for r in rs):.0f} |")
+    lines += ["", "Per run: " + ", ".join(f"{r['arm']}/s{r['seed']} test {r['test_acc']:.4f}" for r in rows), ""]
+    return "\n".join(lines)
+
+
+__all__ = ["run_arm", "run_multisplit", "summary_markdown", "split_seed", "trial_dict", "round_steps"]
