@@ -1,0 +1,112 @@
+"""Every sampler: the same seed gives the same choices, and a run killed with SIGKILL and
+resumed from its checkpoint ends with exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import multiprocessing
+import time
+
+import pytest
+import torch
+
+from helpers import trial_dict
+from trainwise.budget import Budget
+from trainwise.sampling import SAMPLERS, SamplerContext
+from trainwise.study.config import TrialConfig
+from trainwise.train import train
+
+SAMPLER_SPECS = {
+    "uniform": "uniform",
+    "p-sgd": "p-sgd",
+    "c-sgd": {"name": "c-sgd", "warmup_epochs": 1},
+    "selective-backprop": {"name": "selective-backprop", "history": 64},
+    "importance": {"name": "importance", "tau_th": 1.0},  # switched on early, so weights are exercised
+    "infobatch": {"name": "infobatch", "delta": 0.6},
+}
+
+
+def choices(spec, seed, epochs=3):
+    n = 60
+    ctx = SamplerContext(Budget(epochs, 8, n, 0.5), seed, torch.arange(n) % 3, torch.device("cpu"))
+    s = SAMPLERS.build(spec, ctx)
+    fake = torch.linspace(0.05, 2.0, n)  # a fixed per-sample loss
+
+    def scorer(idx, probs=False):
+        p = torch.exp(-fake[idx])
+        return (fake[idx], p, torch.full((len(idx), 3), 1 / 3)) if probs else (fake[idx], p)
+
+    out = []
+    for e in range(epochs):
+        for i in range(s.begin_epoch(e)):
+            sel = s.next_batch(i, scorer)
+            out.append((sel.idx.clone(), None if sel.weight is None else sel.weight.clone()))
+            s.feedback(sel.idx, fake[sel.idx], torch.exp(-fake[sel.idx]))
+    return out
+
+
+def same(a, b) -> bool:
+    return len(a) == len(b) and all(
+        torch.equal(i, j) and (w is None) == (v is None) and (w is None or torch.equal(w, v))
+        for (i, w), (j, v) in zip(a, b))
+
+
+@pytest.mark.parametrize("name", SAMPLER_SPECS)
+def test_same_seed_same_choices(name):
+    spec = SAMPLER_SPECS[name]
+    assert same(choices(spec, 3), choices(spec, 3))
+    assert not same(choices(spec, 3), choices(spec, 4))
+
+
+def run_config(name) -> dict:
+    return trial_dict(sampler=SAMPLER_SPECS[name], seed=1,
+                      train={"epochs": 12, "batch_size": 32, "checkpoint_every": 3, "eval_every": 50,
+                             "threads": 1})
+
+
+def _run(d: dict, out: str) -> None:
+    train(TrialConfig(**d), out, progress=False)
+
+
+@pytest.fixture(scope="module")
+def killed_runs(tmp_path_factory):
+    """Start one run per sampler at once, each in its own process, and SIGKILL each as soon as it
+    has checkpointed. The processes are forked from this one (which has torch imported), not
+    started with the CLI: a fresh interpreter spends seconds importing torch, six of them most of
+    this file's time budget. The CLI path of a killed run is tested in tests/test_train.py."""
+    root = tmp_path_factory.mktemp("killed")
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)])  # pay torch's lazy optimizer imports once, here
+    ctx = multiprocessing.get_context("fork")
+    procs = {}
+    for name in SAMPLER_SPECS:
+        procs[name] = ctx.Process(target=_run, args=(run_config(name), str(root / name)), daemon=True)
+        procs[name].start()
+    deadline = time.time() + 120
+    while procs and time.time() < deadline:
+        for name, p in list(procs.items()):
+            if (root / name / "checkpoint.pt").exists() or not p.is_alive():
+                os.kill(p.pid, signal.SIGKILL)
+                p.join()
+                del procs[name]
+        time.sleep(0.001)
+    for p in procs.values():
+        p.kill()
+    return root
+
+
+@pytest.mark.parametrize("name", SAMPLER_SPECS)
+def test_resume_after_sigkill_gives_identical_weights(name, killed_runs, tmp_path):
+    cfg = TrialConfig(**run_config(name))
+    killed = killed_runs / name
+    assert not (killed / "model.pt").exists(), "the kill must interrupt the run"
+    ck = torch.load(killed / "checkpoint.pt", weights_only=True)  # written atomically before the kill
+    assert 0 < ck["state"]["step"]
+    ref = train(cfg, tmp_path / "ref", progress=False)
+    resumed = train(cfg, killed, resume=True, progress=False)
+    assert ck["state"]["step"] < ref["steps"]
+    a = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
+    b = torch.load(killed / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for k in ("steps", "samples_forwarded", "samples_backpropagated", "test_acc"):
+        assert ref[k] == resumed[k], k
