@@ -10,7 +10,8 @@ Read it top to bottom; each step of the data's path is one call:
     sampler.feedback    -> per-sample loss and p(true class) back to the sampler
     lr_at + opt.step    -> update under the budget-aware learning-rate schedule
 
-The run gets exactly ``budget.total_steps`` optimizer steps (Arazo et al., BMVC 2021).
+The run gets exactly ``budget.total_steps`` optimizer steps (Arazo et al., BMVC 2021), or
+with ``train.budget_unit`` the same budget in samples backpropagated or forward+backward work.
 It evaluates every ``eval_every`` steps, checkpoints atomically, and resumes from a
 checkpoint to the same final weights as an uninterrupted run.
 """
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import TRANSFORMS, Compose, TransformContext
+from .augment.tta_sum import evaluate_tta_sum
 from .budget import Budget, lr_at
 from .data import TensorData, gather, load_dataset
 from .errors import CheckpointError, DivergedError, TrainwiseError
@@ -74,8 +76,12 @@ def load_checkpoint(path: Path, config_hash: str) -> dict:
 
 
 def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = False,
-          progress: bool | None = None, data: TensorData | None = None) -> dict:
-    """Run one budgeted training trial and return its result row (metrics only, JSON-serialisable)."""
+          progress: bool | None = None, data: TensorData | None = None, until: int | None = None) -> dict:
+    """Run one budgeted training trial and return its result row (metrics only, JSON-serialisable).
+
+    ``until``: stop after that many steps, checkpoint, and return only ``steps``/``total_steps``;
+    calling again with ``resume=True`` continues the same run (how ``multisplit`` interleaves K runs).
+    """
     run_dir = Path(run_dir) if run_dir is not None else None
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -91,13 +97,14 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     budget = Budget(cfg.train.epochs, cfg.train.batch_size, data.n_train, cfg.budget)
     total = budget.total_steps
     sampler = SAMPLERS.build(cfg.sampler, SamplerContext(budget, cfg.seed, data.y_train.cpu(), device))
-    tctx = TransformContext(data.num_classes, data.input_shape, budget, device)
+    tctx = TransformContext(data.num_classes, data.input_shape, budget, device, has_val=data.x_val is not None)
     transform = Compose([TRANSFORMS.build(spec, tctx) for spec in cfg.augment])
     loss_fn = get_loss(cfg.loss)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     eval_every = cfg.train.eval_every or budget.steps_per_full_epoch
     ckpt_every = cfg.train.checkpoint_every or eval_every
     wants_feedback = getattr(sampler, "wants_feedback", False)
+    schedule_kw = cfg.schedule.kwargs()
     chash = cfg.config_hash()
 
     # ---- run state (everything a checkpoint must restore)
@@ -126,14 +133,17 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             torch_rng=torch.get_rng_state(), state=dict(s), history=history), ckpt_path)
 
     @torch.no_grad()
-    def scorer(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gradient-free forward pass in eval mode for samplers that score candidates (counted)."""
+    def scorer(idx: torch.Tensor, probs: bool = False) -> tuple[torch.Tensor, ...]:
+        """Gradient-free forward pass in eval mode for samplers that score candidates (counted);
+        ``probs=True`` also returns the softmax (for gradient-norm scores)."""
         model.eval()
         logits = model(data.x_train[idx])
         model.train()
         y = data.y_train[idx]
         s["samples_forwarded"] += len(idx)
-        return F.cross_entropy(logits, y, reduction="none"), logits.softmax(1).gather(1, y[:, None]).squeeze(1)
+        p = logits.softmax(1)
+        out = F.cross_entropy(logits, y, reduction="none"), p.gather(1, y[:, None]).squeeze(1)
+        return (*out, p) if probs else out
 
     def do_eval() -> None:
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size)
@@ -145,26 +155,55 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
                    test_loss=test_loss, test_acc=test_acc, time=s["train_time"])
         if data.x_val is not None:
             rec["val_loss"], rec["val_acc"] = evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size)
+        transform.on_eval(rec, model)  # may add fields (e.g. cascade K) and load best-so-far weights
         history.append(rec)
         log.record(rec, history)
+
+    # ---- the budget in ``train.budget_unit``: optimizer steps (default), samples backpropagated, or
+    # forward+backward work (per sample a forward counts 1/3 and a backward 2/3 of a training step,
+    # scoring forwards included), all sized b*S*B. The LR schedule is laid over ``plan()`` steps.
+    unit = cfg.train.budget_unit
+    limit = budget.total_steps * (1 if unit == "steps" else cfg.train.batch_size)
+
+    def spent() -> float:
+        if unit == "steps":
+            return s["step"]
+        if unit == "backprop_samples":
+            return s["samples_backpropagated"]
+        return s["samples_forwarded"] / 3 + 2 * s["samples_backpropagated"] / 3
+
+    def plan() -> int:
+        """Steps of the run: budget.total_steps, or the sampler's own plan (InfoBatch's shrinking
+        epochs), or for work units the steps at the observed (first: the sampler's expected) cost."""
+        if unit == "steps":
+            return sampler.planned_steps() if hasattr(sampler, "planned_steps") else budget.total_steps
+        hook = getattr(sampler, "cost_per_step", None)
+        per_step = spent() / s["step"] if s["step"] else (hook(unit) if hook else cfg.train.batch_size)
+        return s["step"] + max(1, math.ceil((limit - spent()) / per_step - 1e-9))
+
+    def budget_left() -> bool:
+        return s["step"] < plan() if unit == "steps" else spent() < limit
 
     log = RunLog(run_dir, total, f"{cfg.regimen} b={cfg.budget} seed={cfg.seed}", progress, s["step"])
     model.train()
     try:
-        while s["step"] < total:
+        while budget_left() and (until is None or s["step"] < until):
             t0 = time.perf_counter()
             if s["step_in_epoch"] >= s["epoch_steps"]:
                 s["epoch"] += 1
                 s["epoch_steps"] = sampler.begin_epoch(s["epoch"])
                 s["step_in_epoch"] = 0
+            total = plan()
             transform.on_step(s["step"], total)
+            lr = lr_at(s["step"], total, cfg.optimizer.lr, cfg.schedule.name, **schedule_kw)
             for g in opt.param_groups:
-                g["lr"] = lr_at(s["step"], total, cfg.optimizer.lr, cfg.schedule.name, **cfg.schedule.kwargs())
+                g["lr"] = transform.adjust_lr(s["step"], total, cfg.optimizer.lr, lr)
 
             sel = sampler.next_batch(s["step_in_epoch"], scorer)
             batch = gather(data.x_train, data.y_train, sel.idx, data.num_classes, sel.weight)
             batch = transform(batch, gen)
             logits = model(batch.x)
+            transform.observe(logits, batch)
             per_sample = loss_fn(logits, batch.y)
             loss = reduce_loss(per_sample, batch.weight)
             loss_value = loss.item()
@@ -189,15 +228,17 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             s["train_time"] += time.perf_counter() - t0
             log.step(s["step"])
 
-            if s["step"] % eval_every == 0 or s["step"] == total:
+            if s["step"] % eval_every == 0 or not budget_left() or transform.wants_eval(s["step"], total):
                 s["train_loss"] = s["loss_sum"] / max(s["loss_n"], 1)
                 s["loss_sum"], s["loss_n"] = 0.0, 0
                 do_eval()
-            if s["step"] % ckpt_every == 0 or s["step"] == total:
+            if s["step"] % ckpt_every == 0 or not budget_left() or s["step"] == until:
                 save_checkpoint()
     finally:
         log.close()
 
+    if budget_left():  # paused at ``until``: the checkpoint holds the run
+        return dict(steps=s["step"], total_steps=total)
     last = history[-1]
     result = dict(
         steps=s["step"], total_steps=total, epochs=s["epoch"] + 1,
@@ -207,6 +248,15 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     )
     if "val_acc" in last:
         result["val_acc"] = last["val_acc"]
+    result.update({k: last[k] for k in ("K", "train_topk_acc") if k in last})
+    if cfg.train.tta_sum:  # test-time sum augmentation (Cascading Sum), next to the clean metric
+        result["test_loss_tta_sum"], result["test_acc_tta_sum"] = evaluate_tta_sum(
+            model, data.x_test, data.y_test, data.x_train, cfg.train.tta_sum,
+            torch.Generator().manual_seed(cfg.seed + 2), cfg.train.eval_batch_size)
+    if cfg.robustness is not None:  # attacks on the final model: robust_acc@<eps>, robust_warnings
+        from .robust.evaluate import robust_metrics
+
+        result.update(robust_metrics(model, data.x_test, data.y_test, cfg.robustness, cfg.seed))
     if run_dir is not None:
         atomic_torch_save(model.state_dict(), run_dir / "model.pt")
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))

@@ -4,7 +4,11 @@ A transform takes a ``Batch`` (inputs in [0, 1], soft targets, labels, indices, 
 and a ``torch.Generator`` (all randomness comes from it, so runs are reproducible and
 resumable) and returns a new ``Batch``. Transforms that depend on training progress
 (cascades) get ``on_step(step, total_steps)`` before each step; those with state
-implement ``state_dict`` / ``load_state_dict``.
+implement ``state_dict`` / ``load_state_dict``. Optional loop hooks, no-ops by default
+(used by the Cascading Sum cascades): ``adjust_lr`` may replace the scheduled lr,
+``observe(logits, batch)`` sees each step's logits (training metrics), ``wants_eval`` asks
+for an extra evaluation at a step, and ``on_eval(record, model)`` may add fields to an
+evaluation record and load other weights into the model (continue from a best checkpoint).
 
 The convention for new methods: a plain function on tensors (the functional core, e.g.
 ``mixup(x, y, lam, perm)``) plus a thin registered class that draws the randomness.
@@ -27,6 +31,7 @@ class TransformContext:
     input_shape: tuple[int, ...]
     budget: Budget
     device: torch.device
+    has_val: bool = False  # the run has a validation split (val_acc in the eval records)
 
 
 class Transform:
@@ -42,6 +47,18 @@ class Transform:
         raise NotImplementedError
 
     def on_step(self, step: int, total_steps: int) -> None:
+        pass
+
+    def adjust_lr(self, step: int, total_steps: int, lr0: float, lr: float) -> float:
+        return lr
+
+    def observe(self, logits: torch.Tensor, batch: Batch) -> None:
+        pass
+
+    def wants_eval(self, step: int, total_steps: int) -> bool:
+        return False
+
+    def on_eval(self, record: dict, model: torch.nn.Module) -> None:
         pass
 
     def state_dict(self) -> dict:
@@ -65,6 +82,22 @@ class Compose:
     def on_step(self, step: int, total_steps: int) -> None:
         for t in self.transforms:
             t.on_step(step, total_steps)
+
+    def adjust_lr(self, step: int, total_steps: int, lr0: float, lr: float) -> float:
+        for t in self.transforms:
+            lr = t.adjust_lr(step, total_steps, lr0, lr)
+        return lr
+
+    def observe(self, logits: torch.Tensor, batch: Batch) -> None:
+        for t in self.transforms:
+            t.observe(logits, batch)
+
+    def wants_eval(self, step: int, total_steps: int) -> bool:
+        return any(t.wants_eval(step, total_steps) for t in self.transforms)
+
+    def on_eval(self, record: dict, model: torch.nn.Module) -> None:
+        for t in self.transforms:
+            t.on_eval(record, model)
 
     def state_dict(self) -> dict:
         return {str(i): t.state_dict() for i, t in enumerate(self.transforms)}

@@ -10,6 +10,10 @@ The training loop calls, in order:
 - ``state_dict()`` / ``load_state_dict(sd)``: everything needed to resume exactly (tensors and
   plain Python values only, so checkpoints load with ``weights_only=True``).
 
+Optional hooks the loop uses for ``train.budget_unit`` (see ``train.py``): ``planned_steps()``,
+the run's total steps when the sampler sets them itself (InfoBatch's shrinking epochs), and
+``cost_per_step(unit)``, the expected work of one step, to plan the LR schedule up front.
+
 Samplers get a ``SamplerContext`` describing the data and the budget.
 """
 

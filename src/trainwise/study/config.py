@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from ..augment import TRANSFORMS
 from ..errors import ConfigError
 from ..models import MODELS, model_settings
+from ..robust.config import RobustnessConfig
 from ..sampling import SAMPLERS
 
 Spec = Union[str, dict[str, Any]]
@@ -102,6 +103,11 @@ class TrainSettings(Strict):
     checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = at each evaluation")
     device: str = "cpu"
     threads: int | None = Field(None, gt=0)
+    budget_unit: Literal["steps", "backprop_samples", "forward_backward"] = Field(
+        "steps", description="what the budget b*S counts: optimizer steps, or b*S*B samples backpropagated, "
+                             "or b*S*B of forward+backward work (forward 1/3, backward 2/3 per sample)")
+    tta_sum: int = Field(0, ge=0, description="test-time sum augmentation: also report test accuracy "
+                                              "with logits averaged over M mixes x/2 + x_train/2; 0 = off")
 
     @field_validator("device")
     @classmethod
@@ -142,6 +148,7 @@ class Common(Strict):
     train: TrainSettings = TrainSettings()
     loss: Literal["ce", "bce"] = "ce"
     target_accuracy: float | None = Field(None, gt=0, le=1)
+    robustness: RobustnessConfig | None = None  # attacks after training (robust/config.py)
 
 
 class TrialConfig(Common):
@@ -154,7 +161,9 @@ class TrialConfig(Common):
     seed: int = 0
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of the settings that differ from their defaults: a new field added with a default
+        leaves the hashes (and so the stored trials and checkpoints) of existing studies intact."""
+        blob = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -51,6 +51,14 @@ class LocalExecutor:
             yield _safe_run(tid, cfg, rd, self.progress)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, unlike ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -64,7 +72,7 @@ class ProcessExecutor:
         self.workers = workers
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = max(1, usable_cpus() // self.workers)
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(threads,)) as pool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..io import atomic_write_bytes, atomic_write_text
+from ..robust.report import robust_columns, robust_plots
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -65,16 +66,21 @@ COLUMNS: list[Column] = [
     ("samples fwd", lambda ms, g, r: f"{statistics.fmean(m['samples_forwarded'] for m in ms):.0f}"),
     ("samples bwd", lambda ms, g, r: f"{statistics.fmean(m['samples_backpropagated'] for m in ms):.0f}"),
     ("time to target", lambda ms, g, r: _ttt(ms)),
+    ("test acc % (TTA sum)", lambda ms, g, r: fmt_ms([m["test_acc_tta_sum"] for m in ms], 100)
+     if all("test_acc_tta_sum" in m for m in ms) else "–"),  # train.tta_sum (Cascading Sum)
 ]
 
 
 def table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     groups = group(rows)
-    header = ["regimen", "budget", "seeds"] + [c[0] for c in COLUMNS]
+    columns = COLUMNS + robust_columns(groups)  # robust-accuracy columns only when trials carry them
+    header = ["regimen", "budget", "seeds"] + [c[0] for c in columns]
     body = []
     for (reg, b), ms in groups.items():
-        body.append([reg, f"{b:g}", str(len(ms))] + [fn(ms, groups, reg) for _, fn in COLUMNS])
-    return header, body
+        body.append([reg, f"{b:g}", str(len(ms))] + [fn(ms, groups, reg) for _, fn in columns])
+    # a metric no trial of this study records (e.g. TTA accuracy) gets no column
+    keep = [i for i in range(len(header)) if i < 3 or any(r[i] != "–" for r in body)]
+    return [header[i] for i in keep], [[r[i] for i in keep] for r in body]
 
 
 def markdown_table(header: list[str], body: list[list[str]]) -> str:
@@ -129,6 +135,7 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
         fig.savefig(buf, format="png")
         plt.close(fig)
         out[name] = buf.getvalue()
+    out.update(robust_plots(group(rows)))  # accuracy vs ε, only when trials carry robust metrics
     return out
 
 

@@ -59,6 +59,7 @@ def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool 
               executor: str = "local", address: str | None = None, progress: bool | None = None,
               echo=print) -> list[dict]:
     trials = cfg.trials()
+    ex = make_executor(executor, workers, progress, address)  # fails early if e.g. Ray is missing
     ensure_writable(out)
     check_inputs(cfg, trials)
     store = Store(out / "results.db")
@@ -76,7 +77,6 @@ def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool 
     echo(f"study {cfg.name!r}: {len(trials)} trials, {skipped} already stored, {len(jobs)} to run -> {out}")
 
     by_id = {tid: t for t, tid in zip(trials, ids)}
-    ex = make_executor(executor, workers, progress, address)
     try:
         for i, (tid, status, metrics, error) in enumerate(ex.run(jobs), 1):
             t = by_id[tid]
