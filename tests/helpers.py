@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 
 def trial_dict(**over) -> dict:
@@ -30,3 +36,35 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
         if p.is_file():
             out[str(p.relative_to(root))] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
     return out
+
+
+@dataclass
+class Served:
+    root: Path
+    url: str
+    requested: list[str] = field(default_factory=list)  # request paths, in order
+
+
+@contextmanager
+def serve_directory(root: Path) -> Iterator[Served]:
+    """A threaded HTTP server on 127.0.0.1 (ephemeral port) serving ``root``; stopped on exit."""
+    served = Served(Path(root), "")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            served.requested.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    served.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import snapshot, trial_dict
+from helpers import serve_directory, snapshot, trial_dict
 from trainwise.cli import main
 
 TINY_STUDY = dict(
@@ -98,29 +98,16 @@ def test_idx_truncated(capsys, study_dir, tmp_path):
 
 
 def test_checksum_mismatch_on_download(capsys, study_dir, tmp_path, monkeypatch):
-    import http.server
-    import threading
-    from functools import partial
-
     from trainwise.data import fashion_mnist
 
-    served = fashion_dir(tmp_path)  # valid IDX files, but not the official bytes
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = partial(Quiet, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    # valid IDX files, but not the official bytes: the download must be refused
+    with serve_directory(fashion_dir(tmp_path)) as served:
         monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", [])
         monkeypatch.setenv("TRAINWISE_CACHE", str(tmp_path / "cache"))
         monkeypatch.delenv("TRAINWISE_DATA", raising=False)
-        monkeypatch.setenv("TRAINWISE_FASHION_MNIST_URL", f"http://127.0.0.1:{server.server_port}/")
+        monkeypatch.setenv("TRAINWISE_FASHION_MNIST_URL", served.url)
         cfg = study(dataset={"name": "fashion-mnist", "download": True})
         err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
-    finally:
-        server.shutdown()
     assert "checksum mismatch" in err
     assert not any((tmp_path / "cache" / "fashion-mnist").glob("*.gz"))
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import os
 import pickle
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -104,34 +101,6 @@ def isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requested: list[str] = []
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        _QuietHandler.requested.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def served(tmp_path):
-    """(directory served, base URL) of a threaded HTTP server on 127.0.0.1, stopped afterwards."""
-    root = tmp_path / "www"
-    root.mkdir()
-    _QuietHandler.requested = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_load_from_extracted_dir(tmp_path, name):
     d = extract_to(tmp_path / "mine", members(name))
@@ -184,7 +153,7 @@ def test_env_dir(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_download(tmp_path, served, monkeypatch, name):
-    root, url = served
+    root, url = served.root, served.url
     spec = cifar.SPECS[name]
     data = archive(name)
     (root / spec.archive).write_bytes(data)
@@ -194,11 +163,11 @@ def test_download(tmp_path, served, monkeypatch, name):
     assert (cache / spec.archive).read_bytes() == data
     assert (cache / spec.folder / cifar.MARKER).is_file()
     check(cifar.load_cifar(name, download=True, base_url=url), name)  # from the cache now
-    assert _QuietHandler.requested == ["/" + spec.archive]
+    assert served.requested == ["/" + spec.archive]
 
 
 def test_download_checksum_mismatch(tmp_path, served):
-    root, url = served
+    root, url = served.root, served.url
     spec = cifar.SPECS["cifar10"]
     (root / spec.archive).write_bytes(archive("cifar10"))
     with pytest.raises(DataError, match="checksum mismatch"):

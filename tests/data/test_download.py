@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
 
 from trainwise.data.download import cache_dir, download_file, locate
 from trainwise.errors import DataError
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    """(directory served, base URL) of a threaded HTTP server on 127.0.0.1, stopped afterwards."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def sha(data: bytes) -> str:
@@ -52,7 +27,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 
 
 def test_download_verified(served, tmp_path):
-    root, url = served
+    root, url = served.root, served.url
     (root / "f.bin").write_bytes(b"payload" * 1000)
     dest = tmp_path / "cache" / "sub" / "f.bin"
     download_file(url + "f.bin", dest, sha(b"payload" * 1000))
@@ -61,7 +36,7 @@ def test_download_verified(served, tmp_path):
 
 
 def test_download_checksum_mismatch_keeps_existing(served, tmp_path):
-    root, url = served
+    root, url = served.root, served.url
     (root / "f.bin").write_bytes(b"tampered")
     dest = tmp_path / "cache" / "f.bin"
     dest.parent.mkdir()
@@ -76,7 +51,7 @@ def test_download_checksum_mismatch_keeps_existing(served, tmp_path):
 
 
 def test_download_checksum_mismatch_no_partial_file(served, tmp_path):
-    root, url = served
+    root, url = served.root, served.url
     (root / "f.bin").write_bytes(b"tampered")
     dest = tmp_path / "cache" / "f.bin"
     with pytest.raises(DataError, match="checksum mismatch"):
@@ -85,7 +60,7 @@ def test_download_checksum_mismatch_no_partial_file(served, tmp_path):
 
 
 def test_download_http_error(served, tmp_path):
-    _, url = served
+    url = served.url
     dest = tmp_path / "cache" / "missing.bin"
     with pytest.raises(DataError, match="could not download") as e:
         download_file(url + "missing.bin", dest, "0" * 64)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import os
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -55,34 +52,6 @@ def isolated(tmp_path, monkeypatch):
     for var in ("TRAINWISE_DATA", "TRAINWISE_FASHION_MNIST_URL", "http_proxy", "HTTP_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(fm, "SYSTEM_DIRS", [str(tmp_path / "system")])
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requested: list[str] = []
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        _QuietHandler.requested.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def served(tmp_path):
-    """(directory served, base URL) of a threaded HTTP server on 127.0.0.1, stopped afterwards."""
-    root = tmp_path / "www"
-    root.mkdir()
-    _QuietHandler.requested = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def test_load_from_data_dir(tmp_path):
@@ -151,7 +120,7 @@ def _serve(root: Path, monkeypatch, files: dict[str, bytes], checksums: dict[str
 
 
 def test_download(tmp_path, served, monkeypatch):
-    root, url = served
+    root, url = served.root, served.url
     files = fake_files()
     _serve(root, monkeypatch, files)
     data = fm.load_fashion_mnist(download=True, base_url=url)
@@ -159,20 +128,20 @@ def test_download(tmp_path, served, monkeypatch):
     assert sorted(os.listdir(cached)) == sorted(fm.FILES)
     assert all((cached / n).read_bytes() == files[n] for n in fm.FILES)
     assert data.x_train.shape == (20, 1, 28, 28)
-    requests = len(_QuietHandler.requested)
+    requests = len(served.requested)
     fm.load_fashion_mnist(download=True, base_url=url)  # now found in the cache
-    assert len(_QuietHandler.requested) == requests
+    assert len(served.requested) == requests
 
 
 def test_download_url_from_env(tmp_path, served, monkeypatch):
-    root, url = served
+    root, url = served.root, served.url
     _serve(root / "mirror", monkeypatch, fake_files())
     monkeypatch.setenv("TRAINWISE_FASHION_MNIST_URL", url + "mirror")
     assert fm.load_fashion_mnist(download=True).x_test.shape == (10, 1, 28, 28)
 
 
 def test_download_checksum_mismatch(tmp_path, served, monkeypatch):
-    root, url = served
+    root, url = served.root, served.url
     good = fake_files()
     tampered = {**good, fm.TRAIN_LABELS: idx_gz(np.ones(20))}
     _serve(root, monkeypatch, tampered, checksums=good)
@@ -184,7 +153,7 @@ def test_download_checksum_mismatch(tmp_path, served, monkeypatch):
     assert sorted(os.listdir(cached)) == [fm.TRAIN_IMAGES]  # nothing partial left behind
     after = (cached / fm.TRAIN_IMAGES).stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert "/" + fm.TRAIN_IMAGES not in _QuietHandler.requested  # the good file was not fetched again
+    assert "/" + fm.TRAIN_IMAGES not in served.requested  # the good file was not fetched again
 
 
 @pytest.mark.skipif(not REAL_DIR.is_dir(), reason="Debian package dataset-fashion-mnist not installed")

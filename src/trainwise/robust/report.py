@@ -6,7 +6,6 @@ of studies without a ``robustness:`` section are unchanged.
 
 from __future__ import annotations
 
-import io
 import statistics
 from typing import Callable
 
@@ -80,8 +79,6 @@ def robust_plots(groups: dict) -> dict[str, bytes]:
     ax.set_ylabel("accuracy on the attacked test subset (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return {"accuracy_vs_eps": buf.getvalue()}
+    from ..study.report import figure_png  # imported here: study.report imports this module
+
+    return {"accuracy_vs_eps": figure_png(fig)}

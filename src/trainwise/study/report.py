@@ -102,6 +102,17 @@ def console_table(rows: list[dict]) -> str:
     return buf.getvalue().rstrip()
 
 
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (tight layout); the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def _plots(rows: list[dict]) -> dict[str, bytes]:
     import matplotlib
 
@@ -130,11 +141,7 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
         ax.set_ylabel("final test accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        out[name] = buf.getvalue()
+        out[name] = figure_png(fig)
     out.update(robust_plots(group(rows)))  # accuracy vs ε, only when trials carry robust metrics
     return out
 
