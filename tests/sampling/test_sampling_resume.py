@@ -3,10 +3,10 @@ resumed from its checkpoint ends with exactly the weights of an uninterrupted ru
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
-import multiprocessing
-import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +15,8 @@ from helpers import trial_dict
 from trainwise.budget import Budget
 from trainwise.sampling import SAMPLERS, SamplerContext
 from trainwise.study.config import TrialConfig
-from trainwise.train import train
+import trainwise.train
+from trainwise.train import CHECKPOINT, train
 
 SAMPLER_SPECS = {
     "uniform": "uniform",
@@ -65,33 +66,34 @@ def run_config(name) -> dict:
                              "threads": 1})
 
 
-def _run(d: dict, out: str) -> None:
+def _run_until_first_checkpoint(d: dict, out: str) -> None:
+    """The child: train, and SIGKILL itself the moment its first checkpoint is on disk (step 3 of
+    96, mid-epoch). Deterministic, unlike a parent racing a fast child to its end."""
+    real_save = trainwise.train.atomic_torch_save
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        if Path(path).name == CHECKPOINT:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    trainwise.train.atomic_torch_save = save_then_die
     train(TrialConfig(**d), out, progress=False)
 
 
 @pytest.fixture(scope="module")
 def killed_runs(tmp_path_factory):
-    """Start one run per sampler at once, each in its own process, and SIGKILL each as soon as it
-    has checkpointed. The processes are forked from this one (which has torch imported), not
-    started with the CLI: a fresh interpreter spends seconds importing torch, six of them most of
-    this file's time budget. The CLI path of a killed run is tested in tests/test_train.py."""
+    """One run per sampler, each in its own process, killed by SIGKILL right after its first
+    checkpoint. The processes are forked from this one (which has torch imported), not started
+    with the CLI: a fresh interpreter spends seconds importing torch, six of them most of this
+    file's time budget. The CLI path of a run killed from outside is tested in tests/test_train.py."""
     root = tmp_path_factory.mktemp("killed")
     torch.optim.SGD([torch.zeros(1, requires_grad=True)])  # pay torch's lazy optimizer imports once, here
     ctx = multiprocessing.get_context("fork")
-    procs = {}
     for name in SAMPLER_SPECS:
-        procs[name] = ctx.Process(target=_run, args=(run_config(name), str(root / name)), daemon=True)
-        procs[name].start()
-    deadline = time.time() + 120
-    while procs and time.time() < deadline:
-        for name, p in list(procs.items()):
-            if (root / name / "checkpoint.pt").exists() or not p.is_alive():
-                os.kill(p.pid, signal.SIGKILL)
-                p.join()
-                del procs[name]
-        time.sleep(0.001)
-    for p in procs.values():
-        p.kill()
+        p = ctx.Process(target=_run_until_first_checkpoint, args=(run_config(name), str(root / name)))
+        p.start()
+        p.join(120)
+        assert p.exitcode == -signal.SIGKILL, (name, p.exitcode)
     return root
 
 
