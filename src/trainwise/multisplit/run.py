@@ -157,6 +157,25 @@ def run_multisplit(cfg: MultiSplitConfig, out: Path, executor: str = "inprocess"
     return rows
 
 
+def run_study_trial(trial, run_dir: str | Path) -> dict:
+    """A study trial whose regimen has ``multisplit:`` settings: one arm at the trial's seed,
+    run in-process into ``run_dir``; returns a study result row (the standard metrics, steps
+    and samples summed over the K runs, validation = mean over the K validation sets)."""
+    common = trial.model_dump(include={"dataset", "model", "optimizer", "schedule", "train", "loss",
+                                       "target_accuracy"})
+    cfg = MultiSplitConfig(**common, name=trial.regimen, sampler=trial.sampler, augment=trial.augment,
+                           budget=trial.budget, seeds=[trial.seed],
+                           arms=[ArmSettings(name=trial.regimen, **trial.multisplit)])
+    r = run_arm(cfg, cfg.arms[0], trial.seed, Path(run_dir), "inprocess", echo=lambda *a: None)
+    return dict(
+        steps=r["total_steps"], total_steps=r["total_steps"], epochs=trial.train.epochs,
+        samples_forwarded=r["samples_forwarded"], samples_backpropagated=r["samples_backpropagated"],
+        wall_time=r["train_time"], train_loss=None, test_loss=r["test_loss"], test_acc=r["test_acc"],
+        best_test_acc=r["test_acc"], time_to_target=None, val_acc=r["val_mean_acc"],
+        val_own_acc=r["val_own_acc"], k=r["k"], offers=r["offers"], adopted=r["adopted"],
+    )
+
+
 def summary_markdown(cfg: MultiSplitConfig, rows: list[dict]) -> str:
     """Per arm: mean and spread over seeds of test accuracy and the validation estimates."""
     import statistics as st
@@ -182,4 +201,4 @@ def summary_markdown(cfg: MultiSplitConfig, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_arm", "run_multisplit", "summary_markdown", "split_seed", "trial_dict", "round_steps"]
+__all__ = ["run_arm", "run_multisplit", "run_study_trial", "summary_markdown", "split_seed", "trial_dict", "round_steps"]

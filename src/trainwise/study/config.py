@@ -135,6 +135,24 @@ def _check_budget(b: float) -> float:
     return b
 
 
+def _check_multisplit(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A ``multisplit:`` regimen's arm settings (k, transfer, every, ...; see multisplit/config.py)."""
+    if v is None:
+        return None
+    from ..multisplit.config import ArmSettings
+
+    try:
+        return ArmSettings(name="regimen", **v).model_dump(exclude={"name"})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(f for f in ArmSettings.model_fields if f != "name")
+            raise ValueError(f"unknown multisplit setting {key!r}; allowed: {allowed}") from None
+        raise ValueError(f"multisplit {key}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
+MultiSplitSpec = Annotated[Union[dict[str, Any], None], AfterValidator(_check_multisplit)]
 BudgetFraction = Annotated[float, AfterValidator(_check_budget)]
 SamplerSpec = Annotated[Spec, AfterValidator(lambda v: _check_spec(SAMPLERS, v))]
 AugmentSpec = Annotated[Union[Spec, list[Spec]], AfterValidator(_check_augment)]
@@ -159,6 +177,7 @@ class TrialConfig(Common):
     augment: AugmentSpec = []
     budget: BudgetFraction = 1.0
     seed: int = 0
+    multisplit: MultiSplitSpec = None  # K-split training with transfer instead of one run
 
     def config_hash(self) -> str:
         """Hash of the settings that differ from their defaults: a new field added with a default
@@ -172,12 +191,14 @@ class RegimenConfig(Strict):
     sampler: SamplerSpec = "uniform"
     augment: AugmentSpec = []
     loss: Literal["ce", "bce"] | None = None
+    multisplit: MultiSplitSpec = None
 
     def label(self) -> str:
         if self.name:
             return self.name
         aug = "+".join(a["name"] for a in self.augment) or "none"
-        return f"{self.sampler['name']}/{aug}"
+        ms = f"+multisplit(k={self.multisplit['k']},{self.multisplit['transfer']})" if self.multisplit else ""
+        return f"{self.sampler['name']}{ms}/{aug}"
 
 
 class StudyConfig(Common):
@@ -194,6 +215,13 @@ class StudyConfig(Common):
     def _grid(self):
         if self.regimens is not None and (self.samplers is not None or self.augments is not None):
             raise ValueError("give either 'regimens' or 'samplers'/'augments', not both")
+        if any(r.multisplit for r in self.regimens or []):
+            if self.dataset.val_fraction:
+                raise ValueError("dataset.val_fraction must be 0 with a multisplit regimen: "
+                                 "its own val_fraction makes the splits")
+            if self.robustness is not None:
+                raise ValueError("robustness is not supported with a multisplit regimen; "
+                                 "run the attacks in a separate study")
         return self
 
     def regimen_list(self) -> list[RegimenConfig]:
@@ -213,6 +241,8 @@ class StudyConfig(Common):
                              budget=b, seed=seed)
                     if reg.loss:
                         d["loss"] = reg.loss
+                    if reg.multisplit:
+                        d["multisplit"] = reg.multisplit
                     out.append(TrialConfig(**d))
         return out
 

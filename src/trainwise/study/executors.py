@@ -25,7 +25,12 @@ def run_trial(config: dict, run_dir: str, progress: bool | None = None) -> dict:
     from ..study.config import TrialConfig
     from ..train import train
 
-    return train(TrialConfig(**config), run_dir, resume=True, progress=progress)
+    cfg = TrialConfig(**config)
+    if cfg.multisplit:
+        from ..multisplit.run import run_study_trial
+
+        return run_study_trial(cfg, run_dir)
+    return train(cfg, run_dir, resume=True, progress=progress)
 
 
 def _safe_run(trial_id: str, config: dict, run_dir: str, progress: bool | None = None) -> Outcome:
