@@ -68,3 +68,31 @@ def serve_directory(root: Path) -> Iterator[Served]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def painted(n: int, size: tuple[int, ...]):
+    """A batch whose image i is the constant i + 1 everywhere, with target class i: after mixing,
+    the pixels equal to v + 1 are exactly the area source v occupies."""
+    import torch
+
+    from trainwise.data.loader import gather
+
+    x = (torch.arange(n, dtype=torch.float) + 1).view(n, 1, 1, 1).expand(n, *size).contiguous()
+    return gather(x, torch.arange(n), torch.arange(n), n)
+
+
+def area_by_source(x, n: int):
+    """(batch, n) fraction of each output image's pixels that come from painted source v."""
+    import torch
+
+    return torch.stack([(x[:, 0] == v + 1).float().mean((1, 2)) for v in range(n)], 1)
+
+
+def build_transform(spec, n: int, size: tuple[int, ...]):
+    """A registered transform for n classes of images of ``size``, batch n, on the CPU."""
+    import torch
+
+    from trainwise.augment import TRANSFORMS, TransformContext
+    from trainwise.budget import Budget
+
+    return TRANSFORMS.build(spec, TransformContext(n, size, Budget(1, n, n), torch.device("cpu")))

@@ -149,34 +149,32 @@ def test_unknown_names(capsys, study_dir, tmp_path, over, needle):
     assert needle in err
 
 
-def test_checkpoint_from_another_config(capsys, study_dir, tmp_path):
-    run = tmp_path / "run"
-    first = tmp_path / "a.yaml"
-    first.write_text(yaml.safe_dump(trial_dict()))
-    assert main(["train", str(first), "--out", str(run), "--no-progress"]) == 0
+@pytest.fixture
+def finished_run(tmp_path, capsys) -> Path:
+    """The directory of a finished `trainwise train` run of ``trial_dict()``."""
+    run, cfg = tmp_path / "run", tmp_path / "a.yaml"
+    cfg.write_text(yaml.safe_dump(trial_dict()))
+    assert main(["train", str(cfg), "--out", str(run), "--no-progress"]) == 0
     capsys.readouterr()
+    return run
+
+
+def test_checkpoint_from_another_config(capsys, finished_run, tmp_path):
+    run = finished_run
     err = run_bad(capsys, run, ["train", "--out", str(run), "--resume"], trial_dict(seed=9), tmp_path)
     assert "another config" in err
 
 
-def test_truncated_checkpoint(capsys, tmp_path):
-    run = tmp_path / "run"
-    cfg = tmp_path / "a.yaml"
-    cfg.write_text(yaml.safe_dump(trial_dict()))
-    assert main(["train", str(cfg), "--out", str(run), "--no-progress"]) == 0
-    capsys.readouterr()
+def test_truncated_checkpoint(capsys, finished_run, tmp_path):
+    run = finished_run
     ck = run / "checkpoint.pt"
     ck.write_bytes(ck.read_bytes()[:1000])
     err = run_bad(capsys, run, ["train", "--out", str(run), "--resume"], trial_dict(), tmp_path)
     assert "corrupt or truncated" in err
 
 
-def test_train_refuses_to_overwrite_a_previous_run(capsys, tmp_path):
-    run = tmp_path / "run"
-    cfg = tmp_path / "a.yaml"
-    cfg.write_text(yaml.safe_dump(trial_dict()))
-    assert main(["train", str(cfg), "--out", str(run), "--no-progress"]) == 0
-    capsys.readouterr()
+def test_train_refuses_to_overwrite_a_previous_run(capsys, finished_run, tmp_path):
+    run = finished_run
     err = run_bad(capsys, run, ["train", "--out", str(run)], trial_dict(), tmp_path)
     assert "--resume" in err
 

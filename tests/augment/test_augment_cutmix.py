@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from trainwise.augment import TRANSFORMS, TransformContext
+from helpers import area_by_source as _area_by_source
+from helpers import build_transform, painted
 from trainwise.augment.cutmix import cutmix
-from trainwise.budget import Budget
-from trainwise.data.loader import gather
 
 
-def _painted(n=12, size=(3, 9, 7)):
-    """Image i is the constant i + 1 everywhere; its target is class i (one class per image)."""
-    x = (torch.arange(n, dtype=torch.float) + 1).view(n, 1, 1, 1).expand(n, *size).contiguous()
-    return gather(x, torch.arange(n), torch.arange(n), n)
+N, SIZE = 12, (3, 9, 7)
 
 
-def _area_by_source(x, n):
-    return torch.stack([(x[:, 0] == v + 1).float().mean((1, 2)) for v in range(n)], 1)
+def _painted(n=N, size=SIZE):
+    return painted(n, size)
 
 
-def _build(spec, n=12, size=(3, 9, 7)):
-    ctx = TransformContext(n, size, Budget(1, n, n), torch.device("cpu"))
-    return TRANSFORMS.build(spec, ctx)
+def _build(spec, n=N, size=SIZE):
+    return build_transform(spec, n, size)
 
 
 def test_label_weights_equal_pixel_area_per_batch_and_per_sample():

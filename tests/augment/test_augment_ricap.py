@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import torch
 
-from trainwise.augment import TRANSFORMS, TransformContext
+from helpers import area_by_source as _area_by_source
+from helpers import build_transform, painted
 from trainwise.augment.ricap import random_layout, ricap
-from trainwise.budget import Budget
 from trainwise.data.loader import gather
 
 
-def _painted(n=10, size=(3, 8, 11)):
-    x = (torch.arange(n, dtype=torch.float) + 1).view(n, 1, 1, 1).expand(n, *size).contiguous()
-    return gather(x, torch.arange(n), torch.arange(n), n)
+N, SIZE = 10, (3, 8, 11)
 
 
-def _area_by_source(x, n):
-    return torch.stack([(x[:, 0] == v + 1).float().mean((1, 2)) for v in range(n)], 1)
+def _painted(n=N, size=SIZE):
+    return painted(n, size)
 
 
-def _build(spec, n=10, size=(3, 8, 11)):
-    return TRANSFORMS.build(spec, TransformContext(n, size, Budget(1, n, n), torch.device("cpu")))
+def _build(spec, n=N, size=SIZE):
+    return build_transform(spec, n, size)
 
 
 def test_label_weights_equal_pixel_area_of_each_source():
