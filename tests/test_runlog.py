@@ -24,3 +24,24 @@ def test_plain_log_lines_off_a_terminal(make_trial, capsys):
     train(TrialConfig(**make_trial()), progress=None)  # pytest's stderr is not a terminal
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "test_acc" in err[0]
+
+
+def test_resumed_run_purges_tensorboard_events_past_the_checkpoint(make_trial, tmp_path):
+    """A killed run logged evaluations past its last checkpoint; the resumed run logs those steps
+    again. Only one copy of each step may remain."""
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = TrialConfig(**make_trial(train={"epochs": 4, "batch_size": 32, "eval_every": 2}))
+    killed, paused = tmp_path / "killed", tmp_path / "paused"
+    train(cfg, killed, progress=False)  # evaluations logged at steps 2, 4, ..., 32
+    train(cfg, paused, progress=False, until=16)  # its checkpoint holds step 16
+    # the state a kill after step 32's evaluation but before any later checkpoint than 16 leaves:
+    shutil.copy(paused / "checkpoint.pt", killed / "checkpoint.pt")
+    (killed / "model.pt").unlink()
+    train(cfg, killed, resume=True, progress=False)
+    events = EventAccumulator(str(killed / "tb"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("test_acc")]
+    assert steps == list(range(2, 33, 2))

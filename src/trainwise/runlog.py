@@ -34,7 +34,9 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(run_dir / "tb"))
+                # on resume, drop events a killed run logged after its checkpoint at start_step
+                # (the evaluation at start_step itself came before that checkpoint: it stays)
+                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
             except ImportError:  # the tensorboard extra is not installed
                 pass
 
