@@ -96,3 +96,14 @@ def build_transform(spec, n: int, size: tuple[int, ...]):
     from trainwise.budget import Budget
 
     return TRANSFORMS.build(spec, TransformContext(n, size, Budget(1, n, n), torch.device("cpu")))
+
+
+def stored_rows(study_dir: Path) -> list[dict]:
+    """Every row of a study's results database."""
+    from trainwise.study.store import Store
+
+    store = Store(study_dir / "results.db")
+    try:
+        return store.rows()
+    finally:
+        store.close()

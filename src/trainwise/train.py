@@ -228,11 +228,12 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             s["train_time"] += time.perf_counter() - t0
             log.step(s["step"])
 
-            if s["step"] % eval_every == 0 or not budget_left() or transform.wants_eval(s["step"], total):
+            finished = not budget_left()
+            if s["step"] % eval_every == 0 or finished or transform.wants_eval(s["step"], total):
                 s["train_loss"] = s["loss_sum"] / max(s["loss_n"], 1)
                 s["loss_sum"], s["loss_n"] = 0.0, 0
                 do_eval()
-            if s["step"] % ckpt_every == 0 or not budget_left() or s["step"] == until:
+            if s["step"] % ckpt_every == 0 or finished or s["step"] == until:
                 save_checkpoint()
     finally:
         log.close()

@@ -20,7 +20,7 @@ from trainwise.errors import TrainwiseError
 from trainwise.study.config import StudyConfig
 from trainwise.study.ray_executor import INSTALL_HINT, RayExecutor
 from trainwise.study.runner import run_study
-from trainwise.study.store import Store
+from helpers import stored_rows
 
 BASE = dict(
     name="ray",
@@ -54,18 +54,10 @@ def untimed(rows: list[dict]) -> dict[str, dict]:
     return {r["trial_id"]: {k: v for k, v in r["metrics"].items() if k not in TIMING} for r in rows}
 
 
-def stored(out: Path) -> list[dict]:
-    s = Store(out / "results.db")
-    try:
-        return s.rows()
-    finally:
-        s.close()
-
-
 def test_ray_study_matches_local_executor(ray_session, local_rows, tmp_path):
     got = run_study(StudyConfig(**BASE), tmp_path, workers=2, executor="ray", echo=lambda *a: None)
     assert all(r["status"] == "done" for r in got) and len(got) == 4
-    assert untimed(stored(tmp_path)) == untimed(local_rows)
+    assert untimed(stored_rows(tmp_path)) == untimed(local_rows)
     # the driver's session (the fixture's) is left running; each trial ran in a Ray worker
     assert ray.is_initialized()
     pids = {json.loads(p.read_text().splitlines()[0])["pid"] for p in tmp_path.glob("trials/*/attempts.jsonl")}
@@ -115,7 +107,7 @@ def test_killed_worker_is_retried_once_and_resumes_to_the_same_result(ray_sessio
     assert len(attempts) == 2 and json.loads(attempts[0])["pid"] == killed["pid"]
     assert json.loads(attempts[1])["pid"] != killed["pid"]
     # the retry resumed from the trial's checkpoint: every trial, the killed one too, equals the local run
-    assert untimed(stored(tmp_path)) == untimed(local_rows)
+    assert untimed(stored_rows(tmp_path)) == untimed(local_rows)
 
 
 def test_killed_worker_without_retries_loses_only_its_trial(ray_session, local_rows, tmp_path, monkeypatch):

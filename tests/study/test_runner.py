@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml
@@ -10,7 +9,7 @@ import yaml
 from trainwise.cli import main
 from trainwise.study.config import StudyConfig
 from trainwise.study.runner import run_study
-from trainwise.study.store import Store
+from helpers import stored_rows
 
 BASE = dict(
     name="runner",
@@ -20,14 +19,6 @@ BASE = dict(
     seeds=[0, 1],
     budgets=[0.5, 1.0],
 )
-
-
-def rows(out: Path) -> list[dict]:
-    s = Store(out / "results.db")
-    try:
-        return s.rows()
-    finally:
-        s.close()
 
 
 def test_study_runs_grid_and_skips_finished_trials(tmp_path):
@@ -54,7 +45,7 @@ def test_failed_trial_is_stored_and_the_study_goes_on(tmp_path):
     got = run_study(bad, out, echo=lambda *a: None)
     assert {r["status"] for r in got} == {"failed"}
     assert all("loss became" in r["error"] for r in got)
-    all_rows = rows(out)
+    all_rows = stored_rows(out)
     assert sorted(r["status"] for r in all_rows) == ["done"] * 2 + ["failed"] * 2
     # failed trials are not rerun unless asked
     lines = []
