@@ -29,4 +29,12 @@ def test_weighted_reduction_and_bce():
     assert reduce_loss(per, None) == 2.0
     assert reduce_loss(per, torch.tensor([3.0, 0.0, 0.0])) == 1.0
     z = torch.zeros(2, 3)
-    assert torch.allclose(multilabel_bce(z, torch.zeros(2, 3)), torch.full((2,), 3 * torch.log(torch.tensor(2.0))))
+    assert torch.allclose(multilabel_bce(z, torch.zeros(2, 3)), torch.full((2,), torch.log(torch.tensor(2.0))))
+
+
+def test_bce_batch_loss_is_the_reference_mean_over_batch_and_classes():
+    """Cascading Sum's authors train with ``BCEWithLogitsLoss()``: its default reduction is the mean
+    over batch x classes; trainwise's per-sample loss reduced by the loop must equal it."""
+    g = torch.Generator().manual_seed(0)
+    z, t = torch.randn(8, 10, generator=g), torch.rand(8, 10, generator=g)
+    assert torch.allclose(reduce_loss(multilabel_bce(z, t), None), torch.nn.BCEWithLogitsLoss()(z, t))

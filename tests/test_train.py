@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -10,11 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
+import trainwise.train
+from trainwise.data import load_dataset
 from trainwise.errors import CheckpointError, DivergedError
+from trainwise.evaluate import evaluate
+from trainwise.models import build_model
+from trainwise.registry import Settings
+from trainwise.sampling import SAMPLERS, Selection
 from trainwise.study.config import TrialConfig
 from trainwise.train import train
 
@@ -36,34 +44,143 @@ def test_same_seed_same_numbers(make_trial):
     assert a["test_loss"] != c["test_loss"]
 
 
+def history_of(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_budget_sets_steps_samples_and_schedule(make_trial, tmp_path):
-    # 256 samples, batch 32, 2 epochs: S = 16 full steps; b = 0.5 -> 8 steps, 128 samples per epoch
+    # 256 samples, batch 32, 2 epochs: S = 16 full steps; b = 0.5 -> 2 epochs of 128 samples = 8 steps
     cfg = TrialConfig(**make_trial(budget=0.5, train={"epochs": 2, "batch_size": 32, "eval_every": 1}))
     r = train(cfg, tmp_path, progress=False)
     assert r["steps"] == r["total_steps"] == 8
     assert r["epochs"] == 2
     assert r["samples_backpropagated"] == r["samples_forwarded"] == 8 * 32
-    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    history = history_of(tmp_path)
     assert [h["step"] for h in history] == list(range(1, 9))
-    lrs = [h["lr"] for h in history]  # lr of step s-1, linear from 0.1 to ~0 over exactly 8 steps
-    assert lrs == pytest.approx([0.1 + (1e-6 - 0.1) * s / 8 for s in range(8)])
+    lrs = [h["lr"] for h in history]  # lr of step s-1: linear from 0.1 to exactly 1e-6 at the last step
+    assert lrs == pytest.approx(np.linspace(0.1, 1e-6, 8).tolist(), abs=1e-12)
+
+
+SAMPLER_SPECS = ["uniform", "p-sgd", "c-sgd", "selective-backprop", {"name": "importance", "tau_th": 0.0},
+                 "importance", "infobatch"]
+
+
+@pytest.mark.parametrize("sampler", SAMPLER_SPECS, ids=lambda s: s if isinstance(s, str) else "importance-always")
+def test_every_sampler_runs_exactly_e_epochs_of_full_batches_and_ends_at_final_lr(make_trial, tmp_path, sampler):
+    # 250 samples, b = 0.5: epochs of 125 samples -> floor(125 / 32) = 3 full batches (29 dropped), E = 3;
+    # InfoBatch at b = 1 (7 batches an epoch) so that its pruning removes whole batches
+    budget, per_epoch = (1.0, 7) if sampler == "infobatch" else (0.5, 3)
+    cfg = TrialConfig(**make_trial(sampler=sampler, budget=budget, dataset={"synthetic": {"n_train": 250}},
+                                   train={"epochs": 3, "batch_size": 32, "eval_every": 1}))
+    r = train(cfg, tmp_path, progress=False)
+    history = history_of(tmp_path)
+    assert r["epochs"] == 3 and history[-1]["epoch"] == 2
+    if sampler == "infobatch":  # the pruned epoch 1 is shorter; the last (unpruned) one is full
+        assert r["steps"] == r["total_steps"] < 3 * per_epoch
+        assert [h["epoch"] for h in history].count(2) == per_epoch
+    else:
+        assert r["steps"] == r["total_steps"] == 3 * per_epoch
+    assert r["samples_backpropagated"] == 32 * r["steps"]  # no partial batch
+    assert [h["step"] for h in history] == list(range(1, r["steps"] + 1))
+    assert history[-1]["lr"] == pytest.approx(1e-6, abs=1e-12) and history[0]["lr"] == pytest.approx(0.1)
+
+
+def test_drop_last_false_trains_the_partial_batch(make_trial):
+    cfg = TrialConfig(**make_trial(budget=0.5, dataset={"synthetic": {"n_train": 250}},
+                                   train={"epochs": 3, "batch_size": 32, "drop_last": False}))
+    r = train(cfg, progress=False)
+    assert r["steps"] == 3 * 4 and r["samples_backpropagated"] == 3 * 125
+
+
+@SAMPLERS.register("test-fixed-weights")
+class FixedWeights:
+    """A test sampler: the same 6 indices every step, with unequal loss weights."""
+
+    wants_feedback = False
+    Settings = Settings
+    IDX = torch.tensor([0, 5, 9, 17, 40, 41])
+    WEIGHT = torch.tensor([0.2, 3.0, 1.0, 0.5, 2.0, 0.1])
+
+    def __init__(self, ctx, settings):
+        pass
+
+    def begin_epoch(self, epoch):
+        return 1
+
+    def next_batch(self, step_in_epoch, scorer):
+        return Selection(self.IDX, self.WEIGHT)
+
+    def state_dict(self):
+        return {}
+
+
+def test_one_step_applies_the_weighted_mean_loss(make_trial, tmp_path, monkeypatch):
+    """The update of one SGD step equals lr * grad of mean(w_i * loss_i), computed here by hand."""
+    built = {}
+    real_build = trainwise.train.build_model
+
+    def keep_initial(*a, **kw):
+        built["model"] = real_build(*a, **kw)
+        built["initial"] = copy.deepcopy(built["model"])
+        return built["model"]
+
+    monkeypatch.setattr(trainwise.train, "build_model", keep_initial)
+    cfg = TrialConfig(**make_trial(sampler="test-fixed-weights", optimizer={"lr": 0.5, "momentum": 0.0, "weight_decay": 0.0},
+                                   schedule={"name": "constant"}, budget=1 / 8,
+                                   train={"epochs": 1, "batch_size": 32}))
+    assert train(cfg, tmp_path, progress=False)["steps"] == 1
+    data = load_dataset(cfg.dataset)
+    model = built["initial"]
+    x, y = data.x_train[FixedWeights.IDX], data.y_train[FixedWeights.IDX]
+    losses = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+    (FixedWeights.WEIGHT * losses).sum().div(len(y)).backward()
+    after = torch.load(tmp_path / "model.pt", weights_only=True)
+    for name, p in model.named_parameters():
+        assert torch.allclose(after[name], p.detach() - 0.5 * p.grad, atol=1e-6), name
+    plain = torch.nn.functional.cross_entropy(model(x), y)  # the update if the weights were ignored
+    unweighted = [p.detach() - 0.5 * g for p, g in zip(
+        model.parameters(), torch.autograd.grad(plain, list(model.parameters())))]
+    assert not all(torch.allclose(after[n], u, atol=1e-6) for (n, _), u in zip(model.named_parameters(), unweighted))
 
 
 def test_records_metrics_and_time_to_target(make_trial, tmp_path):
-    r = train(TrialConfig(**make_trial(target_accuracy=0.3)), tmp_path, progress=False)
-    for k in ("steps", "samples_forwarded", "samples_backpropagated", "wall_time", "train_loss",
-              "test_loss", "test_acc", "best_test_acc", "time_to_target"):
-        assert k in r
-    assert r["best_test_acc"] >= r["test_acc"]
-    assert 0 < r["time_to_target"] <= r["wall_time"]
-    assert (tmp_path / "model.pt").is_file() and (tmp_path / "result.json").is_file()
+    cfg = TrialConfig(**make_trial(target_accuracy=0.3, train={"epochs": 2, "batch_size": 32, "eval_every": 2}))
+    r = train(cfg, tmp_path, progress=False)
+    history = history_of(tmp_path)
+    assert json.loads((tmp_path / "result.json").read_text()) == r
+    assert r["test_acc"] == history[-1]["test_acc"]
+    # best_test_acc is a diagnostic read off the test set (never used to select anything)
+    assert r["best_test_acc"] == max(h["test_acc"] for h in history)
+    first = next(h for h in history if h["test_acc"] >= 0.3)
+    assert r["time_to_target"] == first["time"] and 0 < r["time_to_target"] <= r["wall_time"]
+    data = load_dataset(cfg.dataset)  # model.pt holds the final weights: it reproduces test_acc
+    model = build_model("linear", data.input_shape, data.num_classes, *data.channel_stats())
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    assert evaluate(model, data.x_test, data.y_test)[1] == r["test_acc"]
     never = train(TrialConfig(**make_trial(target_accuracy=1.0)), progress=False)
     assert never["time_to_target"] is None
 
 
-def test_validation_split_is_reported(make_trial):
-    r = train(TrialConfig(**make_trial(dataset={"val_fraction": 0.25})), progress=False)
-    assert 0 <= r["val_acc"] <= 1
+def test_validation_split_is_reported(make_trial, tmp_path):
+    cfg = TrialConfig(**make_trial(dataset={"val_fraction": 0.25}))
+    r = train(cfg, tmp_path, progress=False)
+    data = load_dataset(cfg.dataset)
+    assert len(data.y_val) == 60 and len(data.y_train) == 196  # stratified: 6 of each of 10 classes
+    model = build_model("linear", data.input_shape, data.num_classes, *data.channel_stats())
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    assert r["val_acc"] == evaluate(model, data.x_val, data.y_val)[1] > 1 / data.num_classes
+
+
+def test_resume_restores_the_transform_generator(make_trial, tmp_path):
+    """A run paused mid-way and resumed (in-process) equals an uninterrupted one with mixup, whose
+    draws come from the loop's transform generator."""
+    cfg = TrialConfig(**make_trial(augment=[{"name": "mixup", "alpha": 1.0}], train={"epochs": 2, "batch_size": 32}))
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    assert train(cfg, tmp_path / "paused", progress=False, until=5)["steps"] == 5
+    resumed = train(cfg, tmp_path / "paused", resume=True, progress=False)
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "paused" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a) and whole["test_loss"] == resumed["test_loss"]
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(make_trial, tmp_path):

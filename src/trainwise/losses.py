@@ -21,9 +21,11 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def multilabel_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy with logits summed over classes, per sample (multi-label targets,
-    as Cascading Sum Augmentation trains with)."""
-    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(dim=1)
+    """Binary cross-entropy with logits, averaged over the C classes, per sample (multi-label
+    targets, as Cascading Sum Augmentation trains with). The batch mean of this is the mean over
+    batch x classes, the reduction of the authors' ``BCEWithLogitsLoss()``; a sum over classes
+    would scale the gradient by C at the same learning rate."""
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(dim=1)
 
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

@@ -10,8 +10,9 @@ Read it top to bottom; each step of the data's path is one call:
     sampler.feedback    -> per-sample loss and p(true class) back to the sampler
     lr_at + opt.step    -> update under the budget-aware learning-rate schedule
 
-The run gets exactly ``budget.total_steps`` optimizer steps (Arazo et al., BMVC 2021), or
-with ``train.budget_unit`` the same budget in samples backpropagated or forward+backward work.
+The run gets exactly ``budget.total_steps`` optimizer steps, E epochs of ⌊b·N⌋ samples
+(Arazo et al., BMVC 2021), or with ``train.budget_unit`` the same budget in samples
+backpropagated or forward+backward work.
 It evaluates every ``eval_every`` steps, checkpoints atomically, and resumes from a
 checkpoint to the same final weights as an uninterrupted run.
 """
@@ -94,7 +95,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     model = build_model(cfg.model.name, data.input_shape, data.num_classes, mean, std,
                         **cfg.model.settings).to(device)
     opt = build_optimizer(model, cfg.optimizer)
-    budget = Budget(cfg.train.epochs, cfg.train.batch_size, data.n_train, cfg.budget)
+    budget = Budget(cfg.train.epochs, cfg.train.batch_size, data.n_train, cfg.budget, cfg.train.drop_last)
     total = budget.total_steps
     sampler = SAMPLERS.build(cfg.sampler, SamplerContext(budget, cfg.seed, data.y_train.cpu(), device))
     tctx = TransformContext(data.num_classes, data.input_shape, budget, device, has_val=data.x_val is not None)
@@ -110,7 +111,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     # ---- run state (everything a checkpoint must restore)
     s = dict(step=0, epoch=-1, step_in_epoch=0, epoch_steps=0, samples_forwarded=0,
              samples_backpropagated=0, train_time=0.0, best_test_acc=0.0, time_to_target=None,
-             train_loss=float("nan"), loss_sum=0.0, loss_n=0)
+             train_loss=float("nan"), loss_sum=0.0, loss_n=0, step_cost=None)
     history: list[dict] = []
     ckpt_path = run_dir / CHECKPOINT if run_dir is not None else None
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -172,17 +173,23 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             return s["samples_backpropagated"]
         return s["samples_forwarded"] / 3 + 2 * s["samples_backpropagated"] / 3
 
-    def plan() -> int:
+    def plan(next_cost: int) -> int:
         """Steps of the run: budget.total_steps, or the sampler's own plan (InfoBatch's shrinking
-        epochs), or for work units the steps at the observed (first: the sampler's expected) cost."""
+        epochs), or for work units: this step (whose scoring forwards are spent and whose training
+        costs ``next_cost``), then the steps the work left buys at the recent cost of a step (an
+        average over about the last 5 steps; before the first, the sampler's expected cost). A step
+        that uses up the budget is planned as the last, so it gets ``final_lr``."""
         if unit == "steps":
-            return sampler.planned_steps() if hasattr(sampler, "planned_steps") else budget.total_steps
-        hook = getattr(sampler, "cost_per_step", None)
-        per_step = spent() / s["step"] if s["step"] else (hook(unit) if hook else cfg.train.batch_size)
-        return s["step"] + max(1, math.ceil((limit - spent()) / per_step - 1e-9))
+            own = sampler.planned_steps() if hasattr(sampler, "planned_steps") else budget.total_steps
+            return min(own, budget.total_steps)
+        if s["step_cost"] is None:
+            hook = getattr(sampler, "cost_per_step", None)
+            s["step_cost"] = hook(unit) if hook else float(cfg.train.batch_size)
+        left = limit - spent() - next_cost
+        return s["step"] + 1 + max(0, math.ceil(left / s["step_cost"] - 1e-9))
 
     def budget_left() -> bool:
-        return s["step"] < plan() if unit == "steps" else spent() < limit
+        return s["step"] < plan(0) if unit == "steps" else spent() < limit
 
     log = RunLog(run_dir, total, f"{cfg.regimen} b={cfg.budget} seed={cfg.seed}", progress, s["step"])
     model.train()
@@ -193,13 +200,13 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
                 s["epoch"] += 1
                 s["epoch_steps"] = sampler.begin_epoch(s["epoch"])
                 s["step_in_epoch"] = 0
-            total = plan()
+            spent_before = spent()
+            sel = sampler.next_batch(s["step_in_epoch"], scorer)
+            total = plan(len(sel.idx))
             transform.on_step(s["step"], total)
             lr = lr_at(s["step"], total, cfg.optimizer.lr, cfg.schedule.name, **schedule_kw)
             for g in opt.param_groups:
                 g["lr"] = transform.adjust_lr(s["step"], total, cfg.optimizer.lr, lr)
-
-            sel = sampler.next_batch(s["step_in_epoch"], scorer)
             batch = gather(data.x_train, data.y_train, sel.idx, data.num_classes, sel.weight)
             batch = transform(batch, gen)
             logits = model(batch.x)
@@ -216,11 +223,14 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             opt.step()
             if wants_feedback:
                 with torch.no_grad():
-                    p_true = logits.softmax(1).gather(1, batch.labels[:, None]).squeeze(1)
-                sampler.feedback(batch.idx, per_sample.detach(), p_true)
+                    probs = logits.softmax(1)
+                    p_true = probs.gather(1, batch.labels[:, None]).squeeze(1)
+                sampler.feedback(batch.idx, per_sample.detach(), p_true, probs)
 
             s["samples_forwarded"] += len(batch)
             s["samples_backpropagated"] += len(batch)
+            if unit != "steps":
+                s["step_cost"] = 0.8 * s["step_cost"] + 0.2 * (spent() - spent_before)
             s["step"] += 1
             s["step_in_epoch"] += 1
             s["loss_sum"] += loss_value

@@ -68,22 +68,42 @@ def test_importance_draw_weights():
     assert torch.allclose(w, torch.where(pos == 0, 2.0, 2 / 3).float())
 
 
-def test_tau_switch():
+def test_tau_switch_uses_the_training_batch_while_off():
     assert abs(variance_reduction(torch.ones(12)) - 1.0) < 1e-9
     spiky = torch.tensor([100.0] + [0.01] * 11)
     assert variance_reduction(spiky) > 3  # tau = sqrt(n * sum g^2)
     s = make(n=12, batch=4)
     assert abs(s.tau_th - 2.0) < 1e-12  # (P*B + 3B)/(3B) with P = 3
-    flat = [s.next_batch(i, lambda idx: (torch.ones(len(idx)), None)) for i in range(30)]
-    assert all(sel.weight is None and len(sel.idx) == 4 for sel in flat)  # uniform while tau <= tau_th
-    on = [s.next_batch(i, lambda idx: (torch.where(idx == 0, 100.0, 0.01), None)) for i in range(60)]
-    assert on[0].weight is None and on[-1].weight is not None and s.steps_on > 0  # EMA crosses the threshold
+
+    def no_forwards(idx, probs=False):
+        raise AssertionError("no scoring forward while importance sampling is off")
+
+    for i in range(30):  # flat training losses: tau stays at 1, uniform batches of B, no presample
+        sel = s.next_batch(i, no_forwards)
+        assert sel.weight is None and len(sel.idx) == 4
+        s.feedback(sel.idx, torch.ones(4), None)
+    assert abs(s.tau - (1 - 0.9 ** 30)) < 1e-9 and not s.on
+    s.tau_th = 1.5  # a batch of 4 with one spike has tau = 2: the EMA crosses 1.5 within ~10 steps
+    for i in range(30):  # spiky training losses raise tau through feedback alone
+        if s.on:
+            break
+        sel = s.next_batch(i, no_forwards)
+        s.feedback(sel.idx, torch.where(sel.idx == sel.idx[0], 100.0, 0.01), None)
+    assert s.on and s.steps_on == 0
+    scored = []
+    sel = s.next_batch(i, lambda idx, probs=False: (scored.append(len(idx)) or torch.rand(len(idx)), None))
+    assert scored == [12] and sel.weight is not None and s.steps_on == 1  # on: presample P*B, weighted
+    tau = s.tau  # now following the presample's scores
+    s.feedback(sel.idx, torch.ones(4), None)  # the weighted batch's own losses do not move tau
+    assert s.tau == tau
 
 
-def test_forwards_count_the_presample():
+def test_forwards_count_the_presample_only_when_on():
     from helpers import trial_dict
     from trainwise.study.config import TrialConfig
     from trainwise.train import train
 
-    r = train(TrialConfig(**trial_dict(sampler="importance")), progress=False)
-    assert r["samples_forwarded"] == r["samples_backpropagated"] + 3 * r["samples_backpropagated"]
+    off = train(TrialConfig(**trial_dict(sampler={"name": "importance", "tau_th": 1e9})), progress=False)
+    assert off["samples_forwarded"] == off["samples_backpropagated"]  # uniform SGD's cost exactly
+    on = train(TrialConfig(**trial_dict(sampler={"name": "importance", "tau_th": 0.0})), progress=False)
+    assert on["samples_forwarded"] == on["samples_backpropagated"] + 3 * on["samples_backpropagated"]

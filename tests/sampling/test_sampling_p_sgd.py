@@ -7,7 +7,8 @@ from trainwise.sampling import SAMPLERS, SamplerContext
 
 
 def make(name="p-sgd", n=100, b=0.3, batch=8, seed=0, **kw):
-    ctx = SamplerContext(Budget(3, batch, n, b), seed, torch.zeros(n, dtype=torch.long), torch.device("cpu"))
+    # drop_last off: these tests look at which samples an epoch plans, all of which are trained on
+    ctx = SamplerContext(Budget(3, batch, n, b, drop_last=False), seed, torch.zeros(n, dtype=torch.long), torch.device("cpu"))
     return SAMPLERS.build({"name": name, **kw}, ctx)
 
 

@@ -40,7 +40,7 @@ def test_keep_probability_is_percentile_to_the_beta():
 def test_kept_fraction_matches_the_percentile_rule():
     # with uniform percentiles, E[P(keep)] = E[U^beta] = 1/(beta + 1)
     for beta in (1.0, 3.0):
-        s, scorer = make(beta=beta, history=1024), UniformLosses()
+        s, scorer = make(beta=beta, history=1024, prime_samples=0), UniformLosses()
         batches = [s.next_batch(i, scorer).idx for i in range(300)]
         assert all(len(b) == 16 for b in batches)  # backward batches of exactly B
         kept = 300 * 16 + len(s.pending)
@@ -50,17 +50,35 @@ def test_kept_fraction_matches_the_percentile_rule():
 
 def test_kept_losses_follow_the_percentile_rule():
     # losses U(0,1) fixed per sample; kept ones have density ∝ u^beta, so mean (beta+1)/(beta+2)
-    s = make(n=20000, beta=2.0, history=512)
+    s = make(n=20000, beta=2.0, history=512, prime_samples=0)
     losses = torch.rand(20000, generator=torch.Generator().manual_seed(3))
     kept = torch.cat([s.next_batch(i, lambda idx: (losses[idx], losses[idx])).idx for i in range(150)])
     assert len(set(kept.tolist())) == len(kept)  # within one pass of the stream: no repeats
     assert abs(float(losses[kept].mean()) - 0.75) < 0.02
 
 
-def test_forwards_exceed_backprops_in_a_run():
-    r = train(TrialConfig(**trial_dict(sampler="selective-backprop")), progress=False)
-    assert r["samples_backpropagated"] == r["steps"] * 32
-    assert r["samples_forwarded"] > 2 * r["samples_backpropagated"]
+def test_priming_trains_unselected_without_scoring_then_selects():
+    s, scorer = make(n=1000, batch=16, prime_samples=64), UniformLosses()
+    primed = torch.cat([s.next_batch(i, scorer).idx for i in range(4)])
+    assert scorer.forwarded == 0 and s.hist_n == 0  # no scoring forward, no history while priming
+    assert len(set(primed.tolist())) == 64  # plain batches from the uniform stream
+    s.next_batch(4, scorer)
+    assert scorer.forwarded >= 16 and s.hist_n == scorer.forwarded  # selection from the 65th sample on
+    default = make(n=1000, batch=16)  # one budget epoch: floor(1000 / 16) = 62 batches of 16
+    assert default.prime == 62 * 16
+
+
+def test_forwards_in_a_run_count_priming_and_every_scoring_pass(tmp_path):
+    # 256 samples, batch 32, 2 epochs: the first epoch (8 steps) primes, the second selects
+    r = train(TrialConfig(**trial_dict(sampler="selective-backprop")), tmp_path / "a", progress=False)
+    sd = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["sampler"]
+    assert r["steps"] == 16 and r["samples_backpropagated"] == 16 * 32 and sd["primed"] == 8 * 32
+    scored = sd["hist_n"]  # every scored candidate's loss joined the history
+    assert r["samples_forwarded"] == r["samples_backpropagated"] + scored
+    assert scored > 3 * 8 * 32  # ~(beta + 1) = 4 candidates per kept sample (more while losses fall)
+    unprimed = train(TrialConfig(**trial_dict(sampler={"name": "selective-backprop", "prime_samples": 0})),
+                     progress=False)
+    assert unprimed["samples_forwarded"] > 4.4 * unprimed["samples_backpropagated"]  # ~5x from step 0
 
 
 def test_state_round_trip_mid_stream():

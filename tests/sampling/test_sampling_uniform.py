@@ -18,8 +18,9 @@ def test_uniform_visits_floor_bn_distinct_samples_per_epoch():
     s = make()
     batches = epoch(s, 0)
     idx = torch.cat(batches)
-    assert len(idx) == 30 and len(set(idx.tolist())) == 30  # without replacement
-    assert [len(b) for b in batches] == [8, 8, 8, 6]
+    assert len(idx) == 24 and len(set(idx.tolist())) == 24  # without replacement
+    assert [len(b) for b in batches] == [8, 8, 8]  # floor(30 / 8) full batches: the partial one is dropped
+    assert len(s.order) == 30  # an epoch draws floor(b * N) = 30 candidates
     assert not torch.equal(idx, torch.cat(epoch(s, 1)))
 
 

@@ -2,11 +2,13 @@
 
 The training loop calls, in order:
 
-- ``begin_epoch(epoch) -> steps``: plan epoch ``epoch`` (0-based); return its number of steps.
+- ``begin_epoch(epoch) -> steps``: plan epoch ``epoch`` (0-based); return its number of steps
+  (``ctx.budget.batches(n)`` for an epoch of n samples: a partial batch is dropped by default).
 - ``next_batch(step_in_epoch, scorer) -> Selection``: the indices (and optional loss weights)
   of the next optimizer step. ``scorer(idx)`` runs a counted, gradient-free forward pass and
   returns per-sample (loss, p_true) for samplers that choose by the model's current view.
-- ``feedback(idx, loss, p_true)``: per-sample results of the training forward pass.
+- ``feedback(idx, loss, p_true, probs)``: per-sample results of the training forward pass
+  (``probs`` is the softmax, B x C), for samplers with ``wants_feedback = True``.
 - ``state_dict()`` / ``load_state_dict(sd)``: everything needed to resume exactly (tensors and
   plain Python values only, so checkpoints load with ``weights_only=True``).
 
@@ -59,7 +61,8 @@ class Sampler(Protocol):
 
     def next_batch(self, step_in_epoch: int, scorer: Scorer) -> Selection: ...
 
-    def feedback(self, idx: torch.Tensor, loss: torch.Tensor, p_true: torch.Tensor) -> None: ...
+    def feedback(self, idx: torch.Tensor, loss: torch.Tensor, p_true: torch.Tensor,
+                 probs: torch.Tensor | None = None) -> None: ...
 
     def state_dict(self) -> dict: ...
 
@@ -86,13 +89,13 @@ class EpochOrderSampler:
 
     def begin_epoch(self, epoch: int) -> int:
         self.order = self.plan_epoch(epoch)
-        return -(-len(self.order) // self.ctx.batch_size)
+        return self.ctx.budget.batches(len(self.order))
 
     def next_batch(self, step_in_epoch: int, scorer: Scorer) -> Selection:
         b = self.ctx.batch_size
         return Selection(self.order[step_in_epoch * b : (step_in_epoch + 1) * b])
 
-    def feedback(self, idx, loss, p_true) -> None:
+    def feedback(self, idx, loss, p_true, probs=None) -> None:
         pass
 
     def state_dict(self) -> dict:

@@ -12,14 +12,22 @@ the presample's mean gradient, itself unbiased for the full gradient.
 Importance sampling is switched on only while the estimated variance reduction τ exceeds
 τ_th = (P·B + 3B)/(3B) (the paper's eq. 29 with large batch P·B and small batch B; 2 for
 P = 3). τ is tracked as an exponential moving average (``tau_momentum``) of
-1/sqrt(1 − ‖g − u‖²/‖g‖²), g the normalised scores of the presample and u uniform (as in
-the public code). While τ ≤ τ_th the first B presampled candidates are used unweighted
-(uniform sampling); the presample is still scored, to keep τ up to date.
+1/sqrt(1 − ‖g − u‖²/‖g‖²), g the normalised scores and u uniform (as in the public code).
+
+While τ ≤ τ_th the step is plain uniform SGD: B candidates from the stream, unweighted, with no
+scoring forward; τ is updated from the scores of that batch's own training forward (its losses,
+or ‖softmax − onehot‖₂ from its softmax, via ``feedback``), as the public code's conditional
+start does, so the method costs no more than uniform until it switches on. Once on, each step
+presamples P·B, scores them with a counted eval-mode forward, and τ follows those scores.
+
+Unbiasedness needs per-sample losses that do not depend on the rest of the batch: with
+train-mode BatchNorm the batch statistics depend on which samples were drawn (and on duplicates
+of a with-replacement draw), so the weighted gradient is then no longer an unbiased estimate of
+the full gradient. The cnn and mlp have no BatchNorm; preact-resnet18 has.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -47,7 +55,7 @@ def importance_draw(scores: torch.Tensor, k: int, gen: torch.Generator) -> tuple
 
 @SAMPLERS.register("importance")
 class Importance:
-    wants_feedback = False
+    wants_feedback = True
 
     class Settings(Settings):
         presample: float = Field(3.0, gt=1, description="P: the presampled large batch is P·B")
@@ -64,37 +72,51 @@ class Importance:
         self.tau_th = settings.tau_th if settings.tau_th is not None else (self.large + 3 * b) / (3 * b)
         self.tau = 0.0
         self.steps_on = 0  # optimizer steps taken with importance sampling switched on
+        self.uniform_step = True  # whether the current step's batch is a plain uniform one
 
     def begin_epoch(self, epoch: int) -> int:
-        return math.ceil(self.ctx.budget.samples_per_epoch / self.ctx.batch_size)
+        return self.ctx.budget.steps_per_epoch
 
-    def score(self, cand: torch.Tensor, scorer: Scorer) -> torch.Tensor:
+    @property
+    def on(self) -> bool:
+        """Importance sampling switched on: τ above τ_th (τ_th = 0: always, from the first step)."""
+        return self.tau > self.tau_th or self.tau_th == 0
+
+    def scores(self, idx: torch.Tensor, loss: torch.Tensor, probs: torch.Tensor | None) -> torch.Tensor:
+        """Importance scores of samples ``idx`` from their losses or softmax outputs."""
         if self.settings.score == "loss":
-            return scorer(cand)[0].detach().double().cpu()
-        _, _, probs = scorer(cand, probs=True)
-        onehot = torch.nn.functional.one_hot(self.ctx.labels[cand], probs.shape[1])
+            return loss.detach().double().cpu()
+        onehot = torch.nn.functional.one_hot(self.ctx.labels[idx.cpu()], probs.shape[1])
         return (probs.detach().double().cpu() - onehot).norm(dim=1)
+
+    def update_tau(self, s: torch.Tensor) -> None:
+        if bool(s.sum() > 0):
+            m = self.settings.tau_momentum
+            self.tau = m * self.tau + (1 - m) * variance_reduction(s)
 
     def next_batch(self, step_in_epoch: int, scorer: Scorer) -> Selection:
         b = self.ctx.batch_size
+        self.uniform_step = not self.on
+        if self.uniform_step:  # uniform SGD; τ is updated from this batch's training forward (feedback)
+            return Selection(self.stream.take(b))
         cand = self.stream.take(self.large)
-        s = self.score(cand, scorer)
+        out = scorer(cand, probs=True) if self.settings.score == "gradnorm-ub" else scorer(cand)
+        s = self.scores(cand, out[0], out[-1])
+        self.update_tau(s)
         if not bool(s.sum() > 0):
-            return Selection(cand[:b])
-        m = self.settings.tau_momentum
-        self.tau = m * self.tau + (1 - m) * variance_reduction(s)
-        if self.tau <= self.tau_th:
             return Selection(cand[:b])
         pos, w = importance_draw(s, b, self.gen)
         self.steps_on += 1
         return Selection(cand[pos], w.to(self.ctx.device))
 
-    def feedback(self, idx, loss, p_true) -> None:
-        pass
+    def feedback(self, idx, loss, p_true, probs=None) -> None:
+        if self.uniform_step:  # the training batch was uniform: its scores keep τ current
+            self.update_tau(self.scores(idx, loss, probs))
 
     def cost_per_step(self, unit: str) -> float:
+        """Expected work of the next step: B while off, plus the P·B scoring forwards when on."""
         b = self.ctx.batch_size
-        return self.large / 3 + b if unit == "forward_backward" else float(b)
+        return self.large / 3 + b if unit == "forward_backward" and self.on else float(b)
 
     def state_dict(self) -> dict:
         return {"gen": self.gen.get_state(), "stream": self.stream.state_dict(), "tau": self.tau,

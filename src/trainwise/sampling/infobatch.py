@@ -63,7 +63,7 @@ class InfoBatch(EpochOrderSampler):
         return epoch + 1 <= self.settings.delta * self.ctx.budget.epochs + 1e-9 and self.settings.prune_ratio > 0
 
     def full_steps(self) -> int:
-        return math.ceil(self.ctx.budget.samples_per_epoch / self.ctx.batch_size)
+        return self.ctx.budget.steps_per_epoch
 
     def begin_epoch(self, epoch: int) -> int:
         cand = torch.randperm(self.ctx.n, generator=self.gen)[: self.ctx.budget.samples_per_epoch]
@@ -71,7 +71,7 @@ class InfoBatch(EpochOrderSampler):
         if self.pruning(epoch):
             cand, self.weight = prune(cand, self.score, self.seen, self.settings.prune_ratio, self.gen)
         self.order = cand
-        steps = math.ceil(len(cand) / self.ctx.batch_size)
+        steps = self.ctx.budget.batches(len(cand))
         self.lengths = torch.cat([self.lengths, torch.tensor([steps])])
         return steps
 
@@ -89,7 +89,7 @@ class InfoBatch(EpochOrderSampler):
                    for e in range(e_now + 1, self.ctx.budget.epochs))
         return done + rest
 
-    def feedback(self, idx, loss, p_true) -> None:
+    def feedback(self, idx, loss, p_true, probs=None) -> None:
         idx = idx.cpu()
         self.score[idx] = loss.detach().float().cpu()
         self.seen[idx] = True

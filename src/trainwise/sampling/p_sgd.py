@@ -53,7 +53,7 @@ class PSGD(EpochOrderSampler):
         w = smoothed_weights(self.scores())
         return sample_without_replacement(w, self.ctx.budget.samples_per_epoch, self.gen)
 
-    def feedback(self, idx, loss, p_true) -> None:
+    def feedback(self, idx, loss, p_true, probs=None) -> None:
         idx = idx.cpu()
         self.p_sum.index_add_(0, idx, p_true.detach().cpu().double())
         self.count.index_add_(0, idx, torch.ones(len(idx), dtype=torch.int32))

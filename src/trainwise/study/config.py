@@ -22,6 +22,11 @@ from ..models import MODELS, model_settings
 from ..robust.config import RobustnessConfig
 from ..sampling import SAMPLERS
 
+# Bumped when the same settings start to mean a different computation, so that trials stored by
+# an older trainwise are not taken for (or resumed as) trials of this one. 2: drop_last, exact E
+# epochs, LR ending at final_lr, selective-backprop priming, mean BCE, importance off = uniform.
+SEMANTICS = 2
+
 Spec = Union[str, dict[str, Any]]
 
 
@@ -106,6 +111,8 @@ class TrainSettings(Strict):
     budget_unit: Literal["steps", "backprop_samples", "forward_backward"] = Field(
         "steps", description="what the budget b*S counts: optimizer steps, or b*S*B samples backpropagated, "
                              "or b*S*B of forward+backward work (forward 1/3, backward 2/3 per sample)")
+    drop_last: bool = Field(True, description="drop an epoch's partial last batch (as the reference "
+                                              "DataLoader); false: train on it")
     tta_sum: int = Field(0, ge=0, description="test-time sum augmentation: also report test accuracy "
                                               "with logits averaged over M mixes x/2 + x_train/2; 0 = off")
 
@@ -182,7 +189,8 @@ class TrialConfig(Common):
     def config_hash(self) -> str:
         """Hash of the settings that differ from their defaults: a new field added with a default
         leaves the hashes (and so the stored trials and checkpoints) of existing studies intact."""
-        blob = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+        settings = self.model_dump(mode="json", exclude_defaults=True)
+        blob = json.dumps({**settings, "semantics": SEMANTICS}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -42,7 +42,7 @@ def check_inputs(cfg: StudyConfig, trials: list[TrialConfig]) -> None:
     """Fail before any trial runs if the data are missing or a budget is impossible."""
     data = load_dataset(cfg.dataset)
     for t in trials:
-        Budget(t.train.epochs, t.train.batch_size, data.n_train, t.budget)
+        Budget(t.train.epochs, t.train.batch_size, data.n_train, t.budget, t.train.drop_last)
 
 
 def make_executor(name: str, workers: int, progress: bool | None = None, address: str | None = None):
