@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainwise.robust.attacks import ATTACKS, perturb
+from trainwise.robust.attacks import ATTACKS, perturb, random_start
 
 
 def small_cnn(seed: int = 0) -> nn.Module:
@@ -105,3 +105,73 @@ def test_deterministic_for_a_seed():
     a = perturb(model, x, y, 0.1, gen=torch.Generator().manual_seed(3))
     b = perturb(model, x, y, 0.1, gen=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("d", [3, 16])
+def test_l2_random_start_is_uniform_in_the_ball(d):
+    """Uniform in the ball: direction uniform on the sphere, radius ε·U^(1/D), so (r/ε)^D ~ U(0, 1)
+    (not all radii equal to ε, as a start on the sphere would give)."""
+    eps, n = 0.7, 20000
+    delta = random_start(torch.zeros(n, d), eps, "l2", torch.Generator().manual_seed(0))
+    r = delta.norm(dim=1)
+    assert (r <= eps * (1 + 1e-6)).all()
+    u = (r / eps).pow(d).sort().values  # its empirical CDF must be that of U(0, 1)
+    ks = (u - torch.arange(1, n + 1) / n).abs().max()
+    assert ks < 0.015  # Kolmogorov-Smirnov; the 1% critical value for n = 20000 is 0.0115
+    assert (delta / r[:, None]).mean(0).norm() < 0.05  # no preferred direction
+
+
+def test_linf_random_start_is_uniform_in_the_cube():
+    eps = 0.3
+    delta = random_start(torch.zeros(20000, 4), eps, "linf", torch.Generator().manual_seed(0))
+    assert delta.abs().max() <= eps
+    torch.testing.assert_close(delta.var(0), torch.full((4,), eps ** 2 / 3), rtol=0.05, atol=0)
+
+
+def _zero_grad_model():
+    lin = nn.Linear(64, 3)
+    nn.init.zeros_(lin.weight)  # ∂loss/∂x = 0: the iterates never move from the start
+    return nn.Sequential(nn.Flatten(), lin)
+
+
+def test_pgd_starts_from_a_seeded_random_point():
+    x, y = 0.2 + 0.6 * torch.rand(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    model = _zero_grad_model()
+    a = perturb(model, x, y, 0.1, attack="pgd", gen=torch.Generator().manual_seed(0))
+    b = perturb(model, x, y, 0.1, attack="pgd", gen=torch.Generator().manual_seed(1))
+    assert not torch.equal(a, x) and (a - x).abs().max() <= 0.1 + 1e-7  # first iterate is not x
+    assert (a - b).abs().mean() > 0.02  # and depends on the seed
+    assert torch.equal(perturb(model, x, y, 0.1, attack="pgd", random_init=False), x)
+    cnn, yc = small_cnn(), torch.randint(0, 5, (8,))
+    a = perturb(cnn, x, yc, 0.1, attack="pgd", steps=5, gen=torch.Generator().manual_seed(0))
+    b = perturb(cnn, x, yc, 0.1, attack="pgd", steps=5, gen=torch.Generator().manual_seed(1))
+    assert not torch.equal(a, b)
+
+
+def test_mim_takes_the_momentum_step():
+    """Two MIM steps on a 3-class linear model, by hand: ∇_x CE = Wᵀ(softmax(Wx + b) − e_y),
+    v_t = μ·v_{t−1} + ∇/mean|∇|, x_t = x_{t−1} + α·v_t/‖v_t‖₂ (no projection binds)."""
+    W = torch.tensor([[-1.0, -1.0, -1.0, 1.0], [-3.0, 1.0, -3.0, -1.0], [-1.0, -3.0, -1.0, 2.0]])
+    b = torch.tensor([0.0, 1.0, 0.0])
+    lin = nn.Linear(4, 3)
+    with torch.no_grad():
+        lin.weight.copy_(W)
+        lin.bias.copy_(b)
+    model = nn.Sequential(nn.Flatten(), lin)
+    x = torch.tensor([[0.5, 0.4, 0.6, 0.5]])
+    y = torch.tensor([0])
+    alpha, eps = 0.2, 1.0
+
+    def grad(p):
+        return (torch.softmax(p @ W.T + b, 1) - F.one_hot(y, 3).float()) @ W
+
+    g1 = grad(x)
+    v1 = g1 / g1.abs().mean()
+    x1 = x + alpha * v1 / v1.norm()
+    g2 = grad(x1)
+    v2 = 1.0 * v1 + g2 / g2.abs().mean()
+    want = x1 + alpha * v2 / v2.norm()
+    got = perturb(model, x, y, eps, attack="mim", norm="l2", steps=2, step_size=alpha)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    no_momentum = x1 + alpha * g2 / g2.norm()
+    assert (no_momentum - want).abs().max() > 0.01  # the test can tell the two apart

@@ -82,3 +82,34 @@ def test_trial_reports_robust_accuracy(make_trial):
     assert {"robust_acc@0.02", "robust_acc@0.3", "robust_clean_acc", "robust_warnings"} <= set(r)
     assert r["robust_acc@0.3"] <= r["robust_acc@0.02"] <= r["robust_clean_acc"]
     assert "robust_acc@0.02" not in train(TrialConfig(**make_trial()), progress=False)
+
+
+def test_stronger_attack_check():
+    from trainwise.robust.evaluate import stronger_check_eps
+    assert sanity_warnings(0.9, {0.1: 0.5}, stronger=(0.1, 0.5, 0.495)) == []
+    w = sanity_warnings(0.9, {0.1: 0.5}, stronger=(0.1, 0.5, 0.45))
+    assert len(w) == 1 and "stronger" in w[0]
+    assert sanity_warnings(0.9, {0.1: 0.5}, stronger=(0.1, 0.5, 0.45), stronger_tolerance=0.1) == []
+    # the ε whose accuracy is closest to clean/2, below the large ε; ties go to the larger ε
+    assert stronger_check_eps(0.9, {0.01: 0.8, 0.05: 0.5, 0.1: 0.0}, 0.5) == 0.05
+    assert stronger_check_eps(1.0, {0.01: 0.75, 0.05: 0.25}, 0.5) == 0.05
+    assert stronger_check_eps(0.8, {0.6: 0.4}, 0.5) is None
+
+
+def test_weak_attack_is_flagged_by_the_stronger_check():
+    """BIM-10 with a tiny step cannot reach the boundary; 5x the steps can."""
+    x, y = _data()
+    cfg = RobustnessConfig(attack="bim", eps=[0.2, 0.3], step_fraction=0.05, samples=None)
+    m = robust_metrics(_linear(), x, y, cfg)
+    e = m["robust_stronger_eps"]
+    assert e in (0.2, 0.3) and m["robust_stronger_acc"] < m[f"robust_acc@{e:g}"]
+    assert any("stronger bim" in w for w in m["robust_warnings"])
+    off = robust_metrics(_linear(), x, y, cfg.model_copy(update={"stronger_factor": 1}))
+    assert "robust_stronger_acc" not in off and not any("stronger" in w for w in off["robust_warnings"])
+
+
+def test_honest_model_passes_every_check_under_autoattack_lite():
+    x, y = _data()
+    cfg = RobustnessConfig(attack="autoattack-lite", eps=[0.05, 0.2, 0.3], steps=20, samples=None)
+    m = robust_metrics(_linear(), x, y, cfg)
+    assert m["robust_warnings"] == [] and m["robust_acc@0.05"] == 1.0 and m["robust_acc@0.3"] < 0.05

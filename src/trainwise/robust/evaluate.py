@@ -10,7 +10,18 @@ Checks, each a warning string when violated (``tolerance`` absorbs random-start 
   3. the configured (iterative) attack no weaker than FGSM at every ε;
   4. at a large ε (default: ℓ∞ 0.5, ℓ2 0.5·√D, enough to turn any image grey) accuracy is near
      0 (≤ ``max(tolerance, 0.01)`` — Carlini et al. expect ~0; an attack that fails there is broken
-     or the gradients are masked).
+     or the gradients are masked);
+  5. a stronger attack (the same attack with ``stronger_factor``× the steps — default 5 — and,
+     where the attack has one, a fresh random start) lowers robust accuracy by at most ``stronger_tolerance`` (default 0.01) — Carlini et
+     al. §5 ("more iterations / restarts should not lower accuracy further"), as AutoAttack's
+     flags do. It runs at one ε: among the configured radii below the large ε, the one whose
+     robust accuracy is closest to half the clean accuracy (the most room to fall; ties go to
+     the larger ε), so that a check at an ε where accuracy is already 0 cannot pass vacuously.
+     Not run for FGSM (single step).
+
+``attack: autoattack-lite`` is the APGD-CE + APGD-DLR ensemble of ``apgd.py`` (Croce & Hein,
+arXiv:2003.01690). With ``restarts`` > 1 an example counts as robust only if it survives every
+run.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import time
 
 import torch
 
+from .apgd import autoattack_lite
 from .attacks import perturb
 from .config import RobustnessConfig
 
@@ -27,26 +39,36 @@ from .config import RobustnessConfig
 def robust_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
                     attack: str = "pgd", norm: str = "linf", steps: int = 10,
                     step_fraction: float | None = None, random_start: bool | None = None,
-                    batch_size: int = 500, gen: torch.Generator | None = None) -> float:
-    """Accuracy of ``model`` on adversarial versions of (x, y), attacked batch by batch."""
+                    batch_size: int = 500, gen: torch.Generator | None = None, restarts: int = 1) -> float:
+    """Accuracy of ``model`` on adversarial versions of (x, y), attacked batch by batch; an
+    example counts as correct only if it survives all ``restarts`` runs of the attack."""
     correct = 0
     step_size = None if step_fraction is None else step_fraction * eps
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        xa = perturb(model, xb, yb, eps, attack=attack, norm=norm, steps=steps, step_size=step_size,
-                     random_init=random_start, gen=gen)
+        if attack == "autoattack-lite":
+            runs = [autoattack_lite(model, xb, yb, eps, norm=norm, steps=steps, restarts=restarts,
+                                    random_init=random_start is not False, gen=gen)]
+        else:
+            runs = [perturb(model, xb, yb, eps, attack=attack, norm=norm, steps=steps, step_size=step_size,
+                            random_init=random_start, gen=gen) for _ in range(restarts)]
+        survive = torch.ones_like(yb, dtype=torch.bool)
         with torch.no_grad():
             was = model.training
             model.eval()
-            correct += (model(xa).argmax(1) == yb).sum().item()
+            for xa in runs:
+                survive &= model(xa).argmax(1) == yb
             model.train(was)
+        correct += survive.sum().item()
     return correct / max(len(x), 1)
 
 
 def sanity_warnings(clean: float, robust: dict[float, float], fgsm: dict[float, float] | None = None,
                     large: tuple[float, float] | None = None, tolerance: float = 0.005,
-                    attack: str = "pgd") -> list[str]:
-    """The gradient-masking checks; returns one human-readable warning per violation."""
+                    attack: str = "pgd", stronger: tuple[float, float, float] | None = None,
+                    stronger_tolerance: float = 0.01) -> list[str]:
+    """The gradient-masking checks; returns one human-readable warning per violation.
+    ``stronger`` is (ε, robust acc of the configured attack, robust acc of the stronger one)."""
     out = []
     eps = sorted(robust)
     for e in eps:
@@ -62,7 +84,18 @@ def sanity_warnings(clean: float, robust: dict[float, float], fgsm: dict[float, 
         e, acc = large
         if acc > max(tolerance, 0.01):
             out.append(f"accuracy {acc:.3f} at large eps={e:g} is not near 0 (gradient masking?)")
+    if stronger is not None:
+        e, base, strong = stronger
+        if base - strong > stronger_tolerance:
+            out.append(f"a stronger {attack} (more steps) lowers robust acc at eps={e:g}: {base:.3f} -> "
+                       f"{strong:.3f}; the reported robust accuracy is an overestimate")
     return out
+
+
+def stronger_check_eps(clean: float, robust: dict[float, float], large_eps: float) -> float | None:
+    """The ε of check 5: below ``large_eps``, robust accuracy closest to clean/2 (ties: larger ε)."""
+    cands = [e for e in robust if e < large_eps]
+    return min(cands, key=lambda e: (abs(robust[e] - clean / 2), -e)) if cands else None
 
 
 def default_large_eps(norm: str, input_numel: int) -> float:
@@ -75,7 +108,8 @@ def robust_metrics(model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.T
 
     Returns JSON-ready metrics: ``robust_acc@<eps>`` for each ε, ``robust_clean_acc`` (clean
     accuracy on the same subset), ``fgsm_acc@<eps>`` and ``robust_acc@large`` when the sanity
-    checks run, ``robust_warnings`` (a list of strings) and ``robust_time`` (seconds).
+    checks run, ``robust_stronger_eps`` / ``robust_stronger_acc`` when check 5 runs,
+    ``robust_warnings`` (a list of strings) and ``robust_time`` (seconds).
     """
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(10_000 + seed)
@@ -86,10 +120,11 @@ def robust_metrics(model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.T
     else:
         x, y = x_test, y_test
     kw = dict(norm=cfg.norm, steps=cfg.steps, step_fraction=cfg.step_fraction,
-              random_start=cfg.random_start, batch_size=cfg.batch_size, gen=gen)
+              random_start=cfg.random_start, batch_size=cfg.batch_size, gen=gen, restarts=cfg.restarts)
     clean = robust_accuracy(model, x, y, 0.0, attack="fgsm", batch_size=cfg.batch_size)
     robust = {e: robust_accuracy(model, x, y, e, attack=cfg.attack, **kw) for e in cfg.eps}
-    out: dict = {"robust_attack": f"{cfg.attack}-{cfg.norm}-{cfg.steps if cfg.attack != 'fgsm' else 1}",
+    name = f"{cfg.attack}-{cfg.norm}-{cfg.steps if cfg.attack != 'fgsm' else 1}"
+    out: dict = {"robust_attack": name + (f"x{cfg.restarts}" if cfg.restarts > 1 else ""),
                  "robust_samples": len(x), "robust_clean_acc": clean}
     out.update({f"robust_acc@{e:g}": a for e, a in robust.items()})
     warnings: list[str] = []
@@ -102,7 +137,15 @@ def robust_metrics(model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.T
         big = cfg.large_eps or default_large_eps(cfg.norm, x[0].numel())
         big_acc = robust_accuracy(model, x, y, big, attack=cfg.attack, **kw)
         out["robust_large_eps"], out["robust_acc@large"] = big, big_acc
-        warnings = sanity_warnings(clean, robust, fg, (big, big_acc), cfg.tolerance, cfg.attack)
+        strong = None
+        e = stronger_check_eps(clean, robust, big)
+        if cfg.stronger_factor > 1 and cfg.attack != "fgsm" and e is not None:
+            more = {**kw, "steps": cfg.steps * cfg.stronger_factor}
+            acc = robust_accuracy(model, x, y, e, attack=cfg.attack, **more)
+            out["robust_stronger_eps"], out["robust_stronger_acc"] = e, acc
+            strong = (e, robust[e], acc)
+        warnings = sanity_warnings(clean, robust, fg, (big, big_acc), cfg.tolerance, cfg.attack,
+                                   strong, cfg.stronger_tolerance)
     out["robust_warnings"] = warnings
     out["robust_time"] = time.perf_counter() - t0
     return out
