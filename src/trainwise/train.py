@@ -162,7 +162,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     # ---- the budget in ``train.budget_unit``: optimizer steps (default), samples backpropagated, or
     # forward+backward work (per sample a forward counts 1/3 and a backward 2/3 of a training step,
-    # scoring forwards included), all sized b*S*B. The LR schedule is laid over ``plan()`` steps.
+    # scoring forwards included), all sized T*B for the budget's T steps. The LR schedule is laid over ``plan()`` steps.
     unit = cfg.train.budget_unit
     limit = budget.total_steps * (1 if unit == "steps" else cfg.train.batch_size)
 
@@ -259,6 +259,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     )
     if "val_acc" in last:
         result["val_acc"] = last["val_acc"]
+    # the final model on its clean training set: train vs test accuracy says under- or overfitting
+    result["train_acc"] = evaluate(model, data.x_train, data.y_train, cfg.train.eval_batch_size)[1]
     result.update({k: last[k] for k in ("K", "train_topk_acc") if k in last})
     if cfg.train.tta_sum:  # test-time sum augmentation (Cascading Sum), next to the clean metric
         result["test_loss_tta_sum"], result["test_acc_tta_sum"] = evaluate_tta_sum(

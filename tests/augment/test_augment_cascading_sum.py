@@ -159,7 +159,8 @@ def test_cascade_moves_k0_to_1_within_the_budget(tmp_path):
     # each stage ends at the latest at its deadline: 1/4, 2/4, 3/4 of the 60 budgeted steps
     first_k1 = min(h["step"] for h in hist if h["K"] == 1)
     assert first_k1 <= 45 + 3
-    assert 0 <= r["train_topk_acc"] <= 1 and "train_topk_acc" in hist[1]
+    assert r["train_topk_acc"] == hist[-1]["train_topk_acc"] and "train_topk_acc" in hist[1]
+    assert r["test_acc"] == hist[-1]["test_acc"] > 0.2  # K = 1 at the end: a clean classifier (chance 0.1)
 
 
 def test_fraction_cascade_without_validation_and_tta_sum_metric():
@@ -168,7 +169,8 @@ def test_fraction_cascade_without_validation_and_tta_sum_metric():
                                  "fractions": [0.3, 0.6]}],
                        train={"epochs": 3, "batch_size": 32, "tta_sum": 4})
     r = train(cfg, progress=False)
-    assert r["K"] == 1 and 0 <= r["test_acc_tta_sum"] <= 1 and 0 <= r["test_acc"] <= 1
+    assert r["K"] == 1 and r["test_acc"] > 0.2 and r["test_acc_tta_sum"] > 0.2  # chance is 0.1
+    assert r["test_acc_tta_sum"] != r["test_acc"]  # the sums change predictions: a separate metric
 
 
 def _cli(args):

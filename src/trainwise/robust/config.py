@@ -1,6 +1,6 @@
 """The ``robustness:`` section of a trial or study config: which attack to run after training,
 in which norm, at which radii, on how many test samples (Faghri et al., arXiv:2102.08868, §G of
-METHODS.md: robust accuracy next to clean accuracy).
+docs/methods.md §5: robust accuracy next to clean accuracy).
 
     robustness:
       attack: pgd          # fgsm | bim | mim | pgd | autoattack-lite (APGD-CE + APGD-DLR)

@@ -219,7 +219,7 @@ def run_lab(out: str | Path, seeds: list[int] = (0, 1, 2), dim: int = DIM,
         "Each cell: **margin ratio** (robust margin of the trained classifier in that attack norm ÷ "
         "the optimal one; mean ± std over all seeds and n) / **adversarial training error** under the "
         "exact worst-case attack at ε = the optimal margin for that norm (mean). Bold: the norm the "
-        "optimiser's implicit bias predicts (METHODS.md §G). The `max-margin q` rows are the "
+        "optimiser's implicit bias predicts (docs/methods.md §5.4). The `max-margin q` rows are the "
         "reference solutions themselves.",
         "",
         "How to read the adversarial error: at ε = the optimal margin only the exact max-margin "

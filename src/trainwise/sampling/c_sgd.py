@@ -2,7 +2,7 @@
 "Active Bias", NeurIPS 2017; as compared in Arazo et al., BMVC 2021, arXiv:2110.14283).
 
 score_i = p̄_i (1 − p̄_i) with p̄_i the running mean of p(y_i|x_i) over the times sample i
-was trained on (the prediction-variance score of METHODS.md §B; the paper's variant with
+was trained on (the prediction-variance score of docs/methods.md §2; the paper's variant with
 the sample's own history variance is not used). Everything else as ``p-sgd``: unseen
 samples get the maximum score, the mean score is added, ⌊b·N⌋ indices per epoch are drawn
 without replacement ∝ the smoothed scores, plain mean loss. ``warmup_epochs`` first epochs

@@ -23,7 +23,7 @@ presamples P·B, scores them with a counted eval-mode forward, and τ follows th
 Unbiasedness needs per-sample losses that do not depend on the rest of the batch: with
 train-mode BatchNorm the batch statistics depend on which samples were drawn (and on duplicates
 of a with-replacement draw), so the weighted gradient is then no longer an unbiased estimate of
-the full gradient. The cnn and mlp have no BatchNorm; preact-resnet18 has.
+the full gradient. The cnn and preact-resnet18 have BatchNorm; linear and mlp do not.
 """
 
 from __future__ import annotations

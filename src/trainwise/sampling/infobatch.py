@@ -11,8 +11,9 @@ the last epoch is unpruned).
 
 Choices where the paper is silent: a sample never trained on has no loss and is never
 pruned; the mean is over samples with a recorded loss. The epoch shrinks, so the run
-(budget unit ``steps``) is E pruned epochs, fewer optimizer steps than ⌊b·S⌋: the sampler
-reports ``planned_steps()`` — the steps of the epochs so far plus an estimate of the rest
+(budget unit ``steps``) is E pruned epochs, fewer optimizer steps than the budget's
+E·⌊⌊b·N⌋/B⌋ (never more: the loop caps the plan there): the sampler reports
+``planned_steps()`` — the steps of the epochs so far plus an estimate of the rest
 (pruned epochs as long as the current one, unpruned ones full) — and the loop lays the LR
 schedule over it, re-planned at each epoch start. The unpruned last epochs are exact, so
 the schedule ends exactly at the real last step.

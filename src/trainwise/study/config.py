@@ -109,8 +109,9 @@ class TrainSettings(Strict):
     device: str = "cpu"
     threads: int | None = Field(None, gt=0)
     budget_unit: Literal["steps", "backprop_samples", "forward_backward"] = Field(
-        "steps", description="what the budget b*S counts: optimizer steps, or b*S*B samples backpropagated, "
-                             "or b*S*B of forward+backward work (forward 1/3, backward 2/3 per sample)")
+        "steps", description="what the budget's T = E*floor(floor(b*N)/B) steps count: optimizer steps, or "
+                             "T*B samples backpropagated, or T*B of forward+backward work (forward 1/3, "
+                             "backward 2/3 per sample)")
     drop_last: bool = Field(True, description="drop an epoch's partial last batch (as the reference "
                                               "DataLoader); false: train on it")
     tta_sum: int = Field(0, ge=0, description="test-time sum augmentation: also report test accuracy "
