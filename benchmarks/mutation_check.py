@@ -62,7 +62,7 @@ MUTATIONS = [
              "max(total_steps - first, 1)", ("tests/test_budget.py",)),
     Mutation("drop-last-ignored", "budget.py", "return n // self.batch_size if self.drop_last else",
              "return math.ceil(n / self.batch_size) if self.drop_last else", ("tests/test_budget.py",)),
-    Mutation("multisplit-shared-init", "multisplit/worker.py", 'self.cfg.init == "per_split"', "False",
+    Mutation("multisplit-shared-init", "multisplit/run.py", 'if arm.init == "per_split" else seed', "if False else seed",
              ("tests/multisplit",)),
 ]
 

@@ -30,8 +30,11 @@ def test_multisplit_regimen_runs_in_a_study(tmp_path):
     plain, ms = rows["plain"]["metrics"], rows["ms"]["metrics"]
     # equal compute: each of the K = 2 runs gets budget/2 of its (smaller, 75%) split's schedule
     assert ms["k"] == 2 and ms["steps"] <= plain["steps"]
-    assert 0 <= ms["test_acc"] <= 1 and 0 <= ms["val_acc"] <= 1
     trial_dir = tmp_path / "s" / "trials" / rows["ms"]["trial_id"]
+    stored = json.loads((trial_dir / "result.json").read_text())  # the multisplit run's own row
+    assert (ms["test_acc"], ms["val_acc"], ms["val_own_acc"], ms["mean_process_test_acc"]) == (
+        stored["test_acc"], stored["val_mean_acc"], stored["val_own_acc"], stored["mean_process_test_acc"])
+    assert stored["init"] == "per_split" and ms["test_acc"] > 0.5 and ms["val_acc"] > 0.5  # trained: 10 classes
     offers = [json.loads(x) for x in (trial_dir / "offers.jsonl").read_text().splitlines()]
     assert len(offers) == ms["offers"] > 0 and sum(o["adopted"] for o in offers) == ms["adopted"]
 

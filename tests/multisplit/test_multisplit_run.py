@@ -11,6 +11,7 @@ import ray
 import torch
 import yaml
 
+from trainwise.budget import Budget
 from trainwise.cli import main
 from trainwise.evaluate import evaluate
 from trainwise.models import build_model
@@ -19,7 +20,7 @@ from trainwise.multisplit.run import split_seed, trial_dict
 from trainwise.multisplit.transfer import better, unpack
 from trainwise.multisplit.worker import split_data
 from trainwise.study.config import TrialConfig
-from trainwise.train import train
+from trainwise.train import CHECKPOINT, train
 
 BASE = dict(
     dataset={"name": "synthetic", "synthetic": {"n_train": 480, "n_test": 120, "size": 8, "noise": 1.0}},
@@ -48,11 +49,11 @@ def runs(cfg, tmp_path_factory):
 
 def test_every_arm_spends_the_same_total_budget(cfg, runs):
     conv = runs["conventional"][0]["total_steps"]
+    epochs, n_train = cfg.train.epochs, split_data(cfg.dataset.model_dump(), 0.2, 0).n_train
     for name, (r, _) in runs.items():
         k = r["k"]
-        assert len(r["steps_per_split"]) == k
-        assert conv - k <= r["total_steps"] <= conv, name  # b/K of the schedule each, up to rounding
-        assert len(set(r["steps_per_split"])) == 1
+        assert r["steps_per_split"] == [Budget(epochs, 32, n_train, cfg.budget / k).total_steps] * k, name
+        assert conv - k * epochs <= r["total_steps"] <= conv, name  # b/K each, up to per-epoch rounding
 
 
 def test_without_transfer_each_split_is_an_ordinary_training_run(cfg, runs, tmp_path):
@@ -68,6 +69,56 @@ def test_without_transfer_each_split_is_an_ordinary_training_run(cfg, runs, tmp_
         ref = torch.load(tmp_path / f"ref{k}" / "model.pt", weights_only=True)
         assert all(torch.equal(got[n], ref[n]) for n in ref)
     assert not (out / "offers.jsonl").exists() and runs["independent"][0]["offers"] == 0
+
+
+@pytest.mark.parametrize("init", ["per_split", "shared"])
+def test_per_split_init_gives_each_process_its_own_weights_and_random_streams(cfg, init, tmp_path):
+    """per_split: split k's run is seeded from (seed, k), so its initial weights and its sample order
+    differ from the other splits'; shared: all K start identical (and, on the same data, stay so)."""
+    arm = cfg.arms[2].model_copy(update={"init": init})
+    data = split_data(cfg.dataset.model_dump(), arm.val_fraction, split_seed(0, 0))  # the same data for all K
+    inits, ckpts = [], []
+    for k in range(arm.k):
+        trial = TrialConfig(**trial_dict(cfg, arm, 0, k, 1))
+        torch.manual_seed(trial.seed)  # what train() does before building the model
+        inits.append(build_model("mlp", data.input_shape, data.num_classes, *data.channel_stats(),
+                                 hidden=32, depth=1).state_dict())
+        train(trial, tmp_path / f"s{k}", data=data, progress=False, until=1)
+        ckpts.append(torch.load(tmp_path / f"s{k}" / CHECKPOINT, weights_only=False))
+    same = lambda a, b: all(torch.equal(a[n], b[n]) for n in a)  # noqa: E731
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        agree = [same(inits[i], inits[j]), same(ckpts[i]["model"], ckpts[j]["model"]),
+                 torch.equal(ckpts[i]["sampler"]["order"], ckpts[j]["sampler"]["order"]),
+                 torch.equal(ckpts[i]["gen"], ckpts[j]["gen"])]
+        assert agree == ([True] * 4 if init == "shared" else [False] * 4), (i, j)
+
+
+def test_same_config_and_seed_give_identical_results(cfg, runs, tmp_path):
+    ref, ref_dir = runs["greedy"]
+    again = run_arm(cfg, cfg.arms[2], 0, tmp_path / "again", echo=lambda *x: None)
+    assert UNTIMED(again) == UNTIMED(ref) and again["adopted"] > 0
+    assert (tmp_path / "again" / "offers.jsonl").read_text() == (ref_dir / "offers.jsonl").read_text()
+    other = run_arm(cfg, cfg.arms[2], 1, tmp_path / "seed1", echo=lambda *x: None)
+    assert other["test_acc_per_split"] != ref["test_acc_per_split"]
+
+
+def test_mean_process_accuracy_is_the_mean_of_the_stored_per_split_accuracies(cfg, runs):
+    for name, (r, out) in runs.items():
+        k = r["k"]
+        for field, per in (("mean_process_test_acc", "test_acc_per_split"),
+                           ("mean_process_final_test_acc", "final_test_acc_per_split"),
+                           ("mean_process_val_acc", "val_own_acc_per_split"),
+                           ("mean_process_train_acc", "train_acc_per_split")):
+            assert len(r[per]) == k and r[field] == pytest.approx(sum(r[per]) / k), (name, field)
+        assert r["test_acc_per_split"][r["chosen"]] == r["test_acc"]
+        assert r["train_acc_per_split"][r["chosen"]] == r["train_acc"]
+        for i in range(k):  # each split's final model, as stored, scores its stored test accuracy
+            data = split_data(cfg.dataset.model_dump(), 0.2, split_seed(0, i))
+            model = build_model("mlp", data.input_shape, data.num_classes, *data.channel_stats(), hidden=32, depth=1)
+            model.load_state_dict(torch.load(out / f"split{i}" / "model.pt", weights_only=True))
+            assert evaluate(model, data.x_test, data.y_test)[1] == r["final_test_acc_per_split"][i]
+    indep = runs["independent"][0]  # no transfer: a process's best snapshot is its own, scored on its own val
+    assert indep["val_own_acc_per_split"] == [indep["val_matrix"][i][i] for i in range(indep["k"])]
 
 
 def test_every_offer_is_logged_and_adopted_only_if_it_improves(cfg, runs):
@@ -107,6 +158,7 @@ def test_output_is_the_best_mean_validation_model_evaluated_once_on_test(cfg, ru
         model.load_state_dict(state)
         loss, acc = evaluate(model, data.x_test, data.y_test)
         assert acc == r["test_acc"] and loss == pytest.approx(r["test_loss"], rel=1e-6)
+        assert evaluate(model, data.x_train, data.y_train)[1] == r["train_acc"]  # on its own split's train set
     conv = runs["conventional"][0]
     assert conv["val_own_acc"] == conv["val_mean_acc"]  # one split: best-validation checkpoint
 
@@ -137,7 +189,13 @@ def test_cli_runs_arms_by_seeds_and_rejects_bad_config(tmp_path, capsys):
     assert main(["multisplit", str(p), "--out", str(tmp_path / "o")]) == 0
     rows = json.loads((tmp_path / "o" / "results.json").read_text())
     assert [(r["arm"], r["seed"]) for r in rows] == [("conventional", 0), ("conventional", 1)]
-    assert "| conventional | 1 | none | 2 |" in (tmp_path / "o" / "report.md").read_text()
+    assert "| conventional | 1 | none | per_split | 2 |" in (tmp_path / "o" / "report.md").read_text()
+    # a finished run is reused by the same settings only
+    assert main(["multisplit", str(p), "--out", str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().out.count("already done") == 2
+    p.write_text(yaml.safe_dump({**conf, "arms": [{**conf["arms"][0], "val_fraction": 0.25}]}))
+    assert main(["multisplit", str(p), "--out", str(tmp_path / "o")]) == 0
+    assert "already done" not in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**conf, "arms": [{"name": "x", "k": 1, "transfer": "greedy"}]}))
     assert main(["multisplit", str(bad)]) == 2

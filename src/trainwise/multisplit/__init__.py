@@ -1,5 +1,5 @@
 """Multi-split training with knowledge transfer (Zhang et al., "A Novel DNN Training Framework
-via Data Sampling and Multi-Task Optimization", arXiv:2007.01016; METHODS.md section H).
+via Data Sampling and Multi-Task Optimization", arXiv:2007.01016; docs/methods.md §6).
 
 ``trainwise multisplit CONFIG``: K (train, validation) splits, K models trained in parallel
 with periodic parameter transfer, one output model. See ``run.py`` for the procedure and the

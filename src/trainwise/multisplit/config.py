@@ -4,7 +4,8 @@ A ``multisplit`` config is a trial's common settings (dataset, model, optimizer,
 train), one sampler/augment/budget, a list of ``seeds`` and a list of ``arms``. The default
 arms are the comparison of Zhang et al. (arXiv:2007.01016) against its two baselines:
 ``conventional`` (one split, best-validation checkpoint), ``independent`` (K splits, no
-transfer, best of K) and ``transfer`` (K splits with greedy transfer every epoch).
+transfer, best of K) and ``transfer`` (K splits with greedy transfer every epoch). ``pairs``
+names the (arm, baseline) comparisons reported as paired differences over seeds.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class ArmSettings(Strict):
     every: int = Field(0, ge=0, description="steps between transfer rounds; 0 = once per budgeted epoch")
     offer: Literal["all", "best"] = "all"
     alpha: float = Field(0.5, gt=0, le=1, description="soft rule: weight of the offered parameters in the average")
+    init: Literal["shared", "per_split"] = Field(
+        "per_split", description="per_split: split k's initial weights and random streams (sample order, "
+                                 "augmentation) are seeded from (seed, k), so the K processes differ; "
+                                 "shared: all K start from the trial seed's weights and streams")
     split_budget: Literal["shared", "full"] = Field(
         "shared", description="shared: the K runs get budget/K each (equal compute to one run); "
                               "full: each gets the whole budget (K times the compute, reported as such)")
@@ -54,6 +59,9 @@ class MultiSplitConfig(Common):
     budget: float = 1.0
     seeds: list[int] = Field([0], min_length=1)
     arms: list[ArmSettings] = Field(DEFAULT_ARMS, min_length=1)
+    pairs: list[tuple[str, str]] | None = Field(
+        None, description="(arm, baseline) pairs compared seed by seed; default: each transfer arm against "
+                          "the no-transfer arm with the same k, val_fraction, every, init and split_budget")
 
     _sampler = field_validator("sampler")(classmethod(lambda cls, v: _check_spec(SAMPLERS, v)))
     _augment = field_validator("augment")(classmethod(lambda cls, v: _check_augment(v)))
@@ -64,12 +72,23 @@ class MultiSplitConfig(Common):
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arm names must be unique, got {names}")
+        for pair in self.pairs or []:
+            if unknown := [a for a in pair if a not in names]:
+                raise ValueError(f"pairs: unknown arm(s) {unknown}; arms are {names}")
         if getattr(self, "robustness", None) is not None:
             raise ValueError("robustness is not supported by multisplit; remove the key (attack the "
                              "output model.pt separately)")
         if self.dataset.val_fraction:
             raise ValueError("dataset.val_fraction must be 0 here: each arm's val_fraction makes the splits")
         return self
+
+    def paired_arms(self) -> list[tuple[str, str]]:
+        if self.pairs is not None:
+            return list(self.pairs)
+        same = lambda a, b: all(getattr(a, f) == getattr(b, f)  # noqa: E731
+                                for f in ("k", "val_fraction", "every", "init", "split_budget"))
+        return [(a.name, b.name) for a in self.arms if a.transfer != "none"
+                for b in self.arms if b.transfer == "none" and same(a, b)]
 
 
 __all__ = ["ArmSettings", "MultiSplitConfig", "DEFAULT_ARMS"]

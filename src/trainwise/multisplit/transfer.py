@@ -9,8 +9,10 @@ score. The paper's exact rule was not available; these are ours:
   split and adopts the best one if it beats its current parameters.
 - ``soft``: the candidates are averages ``(1 - alpha) * own + alpha * offer`` (floating
   parameters and buffers; integer buffers such as BatchNorm's step count stay the
-  receiver's); the best candidate is adopted if it beats the current parameters. The
-  K models start from the same seed, so their averages stay in one basin.
+  receiver's); the best candidate is adopted if it beats the current parameters. With
+  ``init: shared`` the K models start from the same weights, so their averages stay in one
+  basin; with ``init: per_split`` they do not, and an average of two unrelated networks is
+  usually worse than either (the acceptance test then rejects it).
 
 "Beats" compares validation accuracy, then validation loss (lower wins) on a tie.
 Only the model's parameters move; the receiver keeps its own optimizer state (momentum),

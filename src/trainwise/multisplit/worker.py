@@ -46,13 +46,14 @@ class SplitWorker:
         self.model = build_model(self.cfg.model.name, self.data.input_shape, self.data.num_classes, mean, std,
                                  **self.cfg.model.settings)
         self.best: tuple[Score, bytes] | None = None
+        self.current: Score | None = None  # the checkpoint's own score, from advance(), until it changes
         self.val_forwards = 0
         self.result: dict | None = None
 
     # ---- facts
     def info(self) -> dict:
         t = self.cfg.train
-        b = Budget(t.epochs, t.batch_size, self.data.n_train, self.cfg.budget)
+        b = Budget(t.epochs, t.batch_size, self.data.n_train, self.cfg.budget, t.drop_last)
         return dict(total_steps=b.total_steps, n_train=self.data.n_train, n_val=len(self.data.y_val),
                     epochs=t.epochs)
 
@@ -76,7 +77,7 @@ class SplitWorker:
         if r["steps"] >= r["total_steps"]:
             self.result = r
         state = self._ckpt()["model"]
-        score = self._score(state)
+        score = self.current = self._score(state)
         self._keep_if_best(score, state)
         return dict(step=r["steps"], val_acc=score[0], val_loss=score[1])
 
@@ -88,14 +89,14 @@ class SplitWorker:
         the best one only if it beats our current parameters. Returns one record per offer."""
         ck = self._ckpt()
         own = ck["model"]
-        own_score = self._score(own)
+        own_score = self.current or self._score(own)
         cands = [unpack(b) for b in offers]
         if rule == "soft":
             cands = [average(own, c, alpha) for c in cands]
         scores = [self._score(c) for c in cands]
         pick = choose(own_score, scores)
         if pick is not None:
-            ck["model"] = cands[pick]
+            ck["model"], self.current = cands[pick], scores[pick]
             atomic_torch_save(ck, self.run_dir / CHECKPOINT)
             self._keep_if_best(scores[pick], cands[pick])
         return [dict(own_val_acc=own_score[0], own_val_loss=own_score[1], offer_val_acc=s[0],
@@ -116,9 +117,13 @@ class SplitWorker:
         return [list(self._score(unpack(b))) for b in blobs]
 
     def test(self, blob: bytes) -> dict:
+        """Test-set loss and accuracy of the given parameters, and (to tell under- from overfitting)
+        their loss and accuracy on this worker's training split, without augmentation."""
         self.model.load_state_dict(unpack(blob))
-        loss, acc = evaluate(self.model, self.data.x_test, self.data.y_test, self.cfg.train.eval_batch_size)
-        return dict(test_loss=loss, test_acc=acc)
+        bs = self.cfg.train.eval_batch_size
+        loss, acc = evaluate(self.model, self.data.x_test, self.data.y_test, bs)
+        train_loss, train_acc = evaluate(self.model, self.data.x_train, self.data.y_train, bs)
+        return dict(test_loss=loss, test_acc=acc, train_loss=train_loss, train_acc=train_acc)
 
     def final(self) -> dict:
         return dict(result=self.result, val_forwards=self.val_forwards)
