@@ -60,6 +60,8 @@ Column = tuple[str, Callable[[list[dict], dict, str], str]]
 COLUMNS: list[Column] = [
     ("test acc % (final)", lambda ms, g, r: fmt_ms([m["test_acc"] for m in ms], 100)),
     ("test acc % (best)", lambda ms, g, r: fmt_ms([m["best_test_acc"] for m in ms], 100)),
+    ("train acc % (final)", lambda ms, g, r: fmt_ms([m["train_acc"] for m in ms], 100)
+     if all("train_acc" in m for m in ms) else "–"),  # vs test acc: under- or overfitting
     ("wall time s", lambda ms, g, r: fmt_ms([m["wall_time"] for m in ms], 1, 1)),
     ("speed-up vs uniform@1.0", _speedup),
     ("steps", lambda ms, g, r: f"{statistics.fmean(m['steps'] for m in ms):.0f}"),
