@@ -12,9 +12,9 @@ Checks, each a warning string when violated (``tolerance`` absorbs random-start 
      0 (≤ ``max(tolerance, 0.01)`` — Carlini et al. expect ~0; an attack that fails there is broken
      or the gradients are masked);
   5. a stronger attack (the same attack with ``stronger_factor``× the steps — default 5 — and,
-     where the attack has one, a fresh random start) lowers robust accuracy by at most ``stronger_tolerance`` (default 0.01) — Carlini et
-     al. §5 ("more iterations / restarts should not lower accuracy further"), as AutoAttack's
-     flags do. It runs at one ε: among the configured radii below the large ε, the one whose
+     where the attack has one, a fresh random start) lowers robust accuracy by at most
+     ``stronger_tolerance`` (default 0.01) — Carlini et al. §5 ("more iterations / restarts
+     should not lower accuracy further"), as AutoAttack's flags do. It runs at one ε: among the configured radii below the large ε, the one whose
      robust accuracy is closest to half the clean accuracy (the most room to fall; ties go to
      the larger ε), so that a check at an ε where accuracy is already 0 cannot pass vacuously.
      Not run for FGSM (single step).
