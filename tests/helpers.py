@@ -107,3 +107,15 @@ def stored_rows(study_dir: Path) -> list[dict]:
         return store.rows()
     finally:
         store.close()
+
+
+def three_class_linear():
+    """A fixed 3-class linear model on 4 inputs (Flatten + Linear) for attacks computed by hand."""
+    import torch
+    from torch import nn
+
+    lin = nn.Linear(4, 3)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[-1.0, -1.0, -1.0, 1.0], [-3.0, 1.0, -3.0, -1.0], [-1.0, -3.0, -1.0, 2.0]]))
+        lin.bias.copy_(torch.tensor([0.0, 1.0, 0.0]))
+    return nn.Sequential(nn.Flatten(), lin)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import three_class_linear
 from trainwise.robust.apgd import apgd, autoattack_lite, checkpoints, dlr_loss, halve_step
 from trainwise.robust.attacks import attack_mode
 from trainwise.robust.config import RobustnessConfig
@@ -98,13 +99,9 @@ def test_first_steps_by_hand():
     """x(1) = P(x(0) + η·∇/‖∇‖₂) with η = 2ε, then the momentum step
     x(2) = P(x(1) + α(z(2) − x(1)) + (1 − α)(x(1) − x(0))), z(2) = P(x(1) + η·∇/‖∇‖₂), α = 0.75,
     on a 3-class linear model (ℓ2 ball of radius 0.1, far from the box edges)."""
-    W = torch.tensor([[-1.0, -1.0, -1.0, 1.0], [-3.0, 1.0, -3.0, -1.0], [-1.0, -3.0, -1.0, 2.0]])
-    b = torch.tensor([0.0, 1.0, 0.0])
-    lin = nn.Linear(4, 3)
-    with torch.no_grad():
-        lin.weight.copy_(W)
-        lin.bias.copy_(b)
-    rec = Recorder(nn.Sequential(nn.Flatten(), lin))
+    model = three_class_linear()
+    W, b = model[1].weight.detach(), model[1].bias.detach()
+    rec = Recorder(model)
     x, y, eps = torch.tensor([[0.5, 0.4, 0.6, 0.5]]), torch.tensor([0]), 0.1
 
     def grad(p):

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import three_class_linear
 from trainwise.robust.attacks import ATTACKS, perturb, random_start
 
 
@@ -151,13 +152,8 @@ def test_pgd_starts_from_a_seeded_random_point():
 def test_mim_takes_the_momentum_step():
     """Two MIM steps on a 3-class linear model, by hand: ∇_x CE = Wᵀ(softmax(Wx + b) − e_y),
     v_t = μ·v_{t−1} + ∇/mean|∇|, x_t = x_{t−1} + α·v_t/‖v_t‖₂ (no projection binds)."""
-    W = torch.tensor([[-1.0, -1.0, -1.0, 1.0], [-3.0, 1.0, -3.0, -1.0], [-1.0, -3.0, -1.0, 2.0]])
-    b = torch.tensor([0.0, 1.0, 0.0])
-    lin = nn.Linear(4, 3)
-    with torch.no_grad():
-        lin.weight.copy_(W)
-        lin.bias.copy_(b)
-    model = nn.Sequential(nn.Flatten(), lin)
+    model = three_class_linear()
+    W, b = model[1].weight.detach(), model[1].bias.detach()
     x = torch.tensor([[0.5, 0.4, 0.6, 0.5]])
     y = torch.tensor([0])
     alpha, eps = 0.2, 1.0
