@@ -162,7 +162,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     # ---- the budget in ``train.budget_unit``: optimizer steps (default), samples backpropagated, or
     # forward+backward work (per sample a forward counts 1/3 and a backward 2/3 of a training step,
-    # scoring forwards included), all sized T*B for the budget's T steps. The LR schedule is laid over ``plan()`` steps.
+    # scoring forwards included), all sized T*B for the budget's T steps. The LR schedule is laid
+    # over ``plan()`` steps.
     unit = cfg.train.budget_unit
     limit = budget.total_steps * (1 if unit == "steps" else cfg.train.batch_size)
 
