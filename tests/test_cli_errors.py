@@ -197,3 +197,22 @@ def test_real_process_exit_code_and_debug_traceback(tmp_path):
     debug = subprocess.run([sys.executable, "-m", "trainwise.cli", "study", str(cfg), "--debug"],
                            capture_output=True, text=True, env=env)
     assert "Traceback" in debug.stderr
+
+
+def test_multisplit_arm_name_cannot_escape_out(capsys, study_dir, tmp_path):
+    """Issue 9 item 1: an arm named ``../victim`` made run_arm rmtree a directory outside --out."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    cfg = {k: v for k, v in TINY_STUDY.items() if k not in ("budgets",)}
+    cfg.update(budget=1.0, arms=[{"name": "../victim", "k": 1, "transfer": "none"}])
+    err = run_bad(capsys, study_dir, ["multisplit", "--out", str(tmp_path / "out"), "--no-progress"], cfg, tmp_path)
+    assert "arm name" in err and "rename the arm" in err
+    assert (victim / "keep.txt").read_text() == "precious" and not (tmp_path / "out").exists()
+
+
+def test_duplicate_regimen_names_are_refused(capsys, study_dir, tmp_path):
+    """Issue 9 item 6: two regimens with one name were merged into one report row ("seeds 2")."""
+    cfg = study(regimens=[{"name": "a", "sampler": "uniform"}, {"name": "a", "sampler": "p-sgd"}])
+    err = run_bad(capsys, study_dir, ["study", "--out", str(tmp_path / "out"), "--no-progress"], cfg, tmp_path)
+    assert "regimen names must be unique" in err and "'a'" in err

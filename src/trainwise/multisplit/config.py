@@ -21,7 +21,7 @@ from ..sampling import SAMPLERS
 class ArmSettings(Strict):
     """One way of training: K splits, how they exchange parameters, and how often."""
 
-    name: str
+    name: str = Field(..., min_length=1, max_length=100, description="the arm's directory name")
     k: int = Field(4, ge=1, le=64, description="number of (train, validation) splits and models")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of the gross training set held out per split")
     transfer: Literal["none", "greedy", "soft"] = "greedy"
@@ -35,6 +35,15 @@ class ArmSettings(Strict):
     split_budget: Literal["shared", "full"] = Field(
         "shared", description="shared: the K runs get budget/K each (equal compute to one run); "
                               "full: each gets the whole budget (K times the compute, reported as such)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        """An arm's name is a directory under --out: it must not reach outside it."""
+        if "/" in v or "\\" in v or "\0" in v or v in (".", "..") or v.startswith("."):
+            raise ValueError(f"arm name {v!r} must be a plain directory name (no '/', '\\', NUL or "
+                             "leading '.'); rename the arm")
+        return v
 
     @model_validator(mode="after")
     def _check(self):

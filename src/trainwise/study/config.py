@@ -224,6 +224,11 @@ class StudyConfig(Common):
     def _grid(self):
         if self.regimens is not None and (self.samplers is not None or self.augments is not None):
             raise ValueError("give either 'regimens' or 'samplers'/'augments', not both")
+        labels = [r.label() for r in self.regimen_list()]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:  # their trials would be merged into one row of the report
+            raise ValueError(f"regimen names must be unique, {twice} appear more than once; give each "
+                             "regimen its own name")
         if any(r.multisplit for r in self.regimens or []):
             if self.dataset.val_fraction:
                 raise ValueError("dataset.val_fraction must be 0 with a multisplit regimen: "
