@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .augment import TRANSFORMS, Compose, TransformContext
 from .augment.tta_sum import evaluate_tta_sum
-from .budget import Budget, lr_at
+from .budget import lr_at
 from .data import TensorData, gather, load_dataset
 from .errors import CheckpointError, DivergedError, TrainwiseError
 from .evaluate import evaluate
@@ -95,7 +95,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     model = build_model(cfg.model.name, data.input_shape, data.num_classes, mean, std,
                         **cfg.model.settings).to(device)
     opt = build_optimizer(model, cfg.optimizer)
-    budget = Budget(cfg.train.epochs, cfg.train.batch_size, data.n_train, cfg.budget, cfg.train.drop_last)
+    budget = cfg.make_budget(data.n_train)
     total = budget.total_steps
     sampler = SAMPLERS.build(cfg.sampler, SamplerContext(budget, cfg.seed, data.y_train.cpu(), device))
     tctx = TransformContext(data.num_classes, data.input_shape, budget, device, has_val=data.x_val is not None)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from ..budget import Budget
 from ..data import load_dataset, split_validation
 from ..evaluate import evaluate
 from ..io import atomic_torch_save
@@ -52,10 +51,9 @@ class SplitWorker:
 
     # ---- facts
     def info(self) -> dict:
-        t = self.cfg.train
-        b = Budget(t.epochs, t.batch_size, self.data.n_train, self.cfg.budget, t.drop_last)
+        b = self.cfg.make_budget(self.data.n_train)
         return dict(total_steps=b.total_steps, n_train=self.data.n_train, n_val=len(self.data.y_val),
-                    epochs=t.epochs)
+                    epochs=self.cfg.train.epochs)
 
     def _ckpt(self) -> dict:
         return load_checkpoint(self.run_dir / CHECKPOINT, self.cfg.config_hash())

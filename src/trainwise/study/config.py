@@ -17,6 +17,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from ..augment import TRANSFORMS
+from ..budget import Budget
 from ..errors import ConfigError
 from ..models import MODELS, model_settings
 from ..robust.config import RobustnessConfig
@@ -186,6 +187,11 @@ class TrialConfig(Common):
     budget: BudgetFraction = 1.0
     seed: int = 0
     multisplit: MultiSplitSpec = None  # K-split training with transfer instead of one run
+
+    def make_budget(self, n_train: int) -> Budget:
+        """This run's budget over ``n_train`` training samples (raises ConfigError if impossible)."""
+        t = self.train
+        return Budget(t.epochs, t.batch_size, n_train, self.budget, t.drop_last)
 
     def config_hash(self) -> str:
         """Hash of the settings that differ from their defaults: a new field added with a default

@@ -16,7 +16,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..budget import Budget
 from ..data import load_dataset
 from ..errors import TrainwiseError
 from ..io import atomic_write_text
@@ -42,7 +41,7 @@ def check_inputs(cfg: StudyConfig, trials: list[TrialConfig]) -> None:
     """Fail before any trial runs if the data are missing or a budget is impossible."""
     data = load_dataset(cfg.dataset)
     for t in trials:
-        Budget(t.train.epochs, t.train.batch_size, data.n_train, t.budget, t.train.drop_last)
+        t.make_budget(data.n_train)
 
 
 def make_executor(name: str, workers: int, progress: bool | None = None, address: str | None = None):
