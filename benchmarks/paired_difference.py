@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import statistics
 from pathlib import Path
 
-from scipy import stats
+from trainwise.stats import paired
 
 
 def cells(study: Path, metric: str) -> dict[tuple[str, float], dict[int, float]]:
@@ -28,16 +27,6 @@ def cells(study: Path, metric: str) -> dict[tuple[str, float], dict[int, float]]
     return out
 
 
-def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float, int]:
-    """Mean of a - b over shared seeds and its 95% t interval (lo, hi); nan interval for one seed."""
-    d = [a[s] - b[s] for s in sorted(set(a) & set(b))]
-    m = statistics.fmean(d)
-    if len(d) < 2:
-        return m, float("nan"), float("nan"), len(d)
-    h = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
-    return m, m - h, m + h, len(d)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("study", type=Path)
@@ -47,8 +36,11 @@ def main() -> None:
     data = cells(args.study, args.metric)
     for x, y in zip(args.cells[::2], args.cells[1::2]):
         key = lambda c: (c.rsplit("@", 1)[0], float(c.rsplit("@", 1)[1]))  # noqa: E731
-        m, lo, hi, n = paired(data[key(x)], data[key(y)])
-        print(f"{x} - {y}: {m * 100:+.2f} points, 95% CI [{lo * 100:+.2f}, {hi * 100:+.2f}] over {n} seeds")
+        a, b = data[key(x)], data[key(y)]
+        seeds = sorted(set(a) & set(b))
+        p = paired([a[s] for s in seeds], [b[s] for s in seeds])
+        ci = "no interval (one seed)" if p["sd"] is None else f"95% CI [{p['lo'] * 100:+.2f}, {p['hi'] * 100:+.2f}]"
+        print(f"{x} - {y}: {p['mean'] * 100:+.2f} points, {ci} over {p['n']} seeds")
 
 
 if __name__ == "__main__":

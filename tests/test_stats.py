@@ -10,7 +10,7 @@ import pytest
 
 from trainwise.multisplit import MultiSplitConfig
 from trainwise.multisplit.run import comparisons, summary_markdown
-from trainwise.multisplit.stats import detectable, paired
+from trainwise.stats import detectable, paired
 
 T_975_2DF = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom (tables)
 

@@ -1,5 +1,5 @@
-"""Paired comparisons of two multi-split arms over seeds (Zhang et al., arXiv:2007.01016, is
-evaluated here by arm-vs-baseline differences at the same seed: same seed, same K splits).
+"""Paired comparisons over seeds: runs with the same seed share data order, initialisation and
+(in multi-split training) the K splits, so two procedures are compared seed by seed.
 
 ``paired(xs, ys)``: the per-seed differences ``x - y``, their mean, standard deviation and a
 95% Student t interval (scipy.stats.t). ``detectable(sd, n)``: the smallest true mean

@@ -47,7 +47,7 @@ import torch
 from ..io import atomic_write_bytes, atomic_write_text
 from .config import ArmSettings, MultiSplitConfig
 from .executors import make_pool
-from .stats import detectable, paired
+from ..stats import detectable, paired
 from .transfer import better
 
 
