@@ -48,6 +48,13 @@ def history_of(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def saved_linear_model(run_dir: Path, data) -> torch.nn.Module:
+    """The ``linear`` model a run wrote to ``model.pt``."""
+    model = build_model("linear", data.input_shape, data.num_classes, *data.channel_stats())
+    model.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
+    return model
+
+
 def test_budget_sets_steps_samples_and_schedule(make_trial, tmp_path):
     # 256 samples, batch 32, 2 epochs: S = 16 full steps; b = 0.5 -> 2 epochs of 128 samples = 8 steps
     cfg = TrialConfig(**make_trial(budget=0.5, train={"epochs": 2, "batch_size": 32, "eval_every": 1}))
@@ -154,9 +161,7 @@ def test_records_metrics_and_time_to_target(make_trial, tmp_path):
     first = next(h for h in history if h["test_acc"] >= 0.3)
     assert r["time_to_target"] == first["time"] and 0 < r["time_to_target"] <= r["wall_time"]
     data = load_dataset(cfg.dataset)  # model.pt holds the final weights: it reproduces test_acc
-    model = build_model("linear", data.input_shape, data.num_classes, *data.channel_stats())
-    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
-    assert evaluate(model, data.x_test, data.y_test)[1] == r["test_acc"]
+    assert evaluate(saved_linear_model(tmp_path, data), data.x_test, data.y_test)[1] == r["test_acc"]
     never = train(TrialConfig(**make_trial(target_accuracy=1.0)), progress=False)
     assert never["time_to_target"] is None
 
@@ -166,9 +171,7 @@ def test_validation_split_is_reported(make_trial, tmp_path):
     r = train(cfg, tmp_path, progress=False)
     data = load_dataset(cfg.dataset)
     assert len(data.y_val) == 60 and len(data.y_train) == 196  # stratified: 6 of each of 10 classes
-    model = build_model("linear", data.input_shape, data.num_classes, *data.channel_stats())
-    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
-    assert r["val_acc"] == evaluate(model, data.x_val, data.y_val)[1] > 1 / data.num_classes
+    assert r["val_acc"] == evaluate(saved_linear_model(tmp_path, data), data.x_val, data.y_val)[1] > 1 / data.num_classes
 
 
 def test_resume_restores_the_transform_generator(make_trial, tmp_path):
