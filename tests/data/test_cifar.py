@@ -6,8 +6,10 @@ import hashlib
 import io
 import os
 import pickle
+import struct
 import tarfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -30,7 +32,7 @@ def batch(n: int, seed: int, label_key: bytes, num_classes: int) -> dict:
     }
 
 
-def members(name: str) -> dict[str, bytes]:
+def members(name: str, dump: Callable[[dict], bytes] = lambda v: pickle.dumps(v, protocol=2)) -> dict[str, bytes]:
     """Relative path -> bytes of every file in the official archive, with tiny batches."""
     spec = cifar.SPECS[name]
     out = {}
@@ -44,7 +46,7 @@ def members(name: str) -> dict[str, bytes]:
             out[key] = batch(n, seed, b"fine_labels", 100)
             out[key][b"coarse_labels"] = [v // 5 for v in out[key][b"fine_labels"]]
         out["meta"] = {b"fine_label_names": [b"f%d" % i for i in range(100)], b"coarse_label_names": [b"c"] * 20}
-    return {f"{spec.folder}/{k}": pickle.dumps(v, protocol=2) for k, v in out.items()}
+    return {f"{spec.folder}/{k}": dump(v) for k, v in out.items()}
 
 
 def make_tar(files: dict[str, bytes], folder: str | None = None, extra: list[tarfile.TarInfo] = ()) -> bytes:
@@ -284,3 +286,106 @@ def test_official_checksums_pinned():
         "cifar-100-python.tar.gz": "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
     }
     assert os.path.basename(cifar.OFFICIAL_URL.rstrip("/")) == "~kriz"
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle did for the official batches (protocol 2): bytes as Python 2
+    ``str`` (SHORT_BINSTRING/BINSTRING, read back with encoding="bytes"), not ``_codecs.encode``."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_py2_str(self, obj: bytes) -> None:
+        n = len(obj)
+        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<I", n)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+
+def py2_dumps(obj: object) -> bytes:
+    buf = io.BytesIO()
+    _Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue().replace(b"cnumpy._core.", b"cnumpy.core.")  # numpy 1's module names
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_loads_python2_batches(tmp_path, name):
+    """Batches laid out like the official ones still load through the restricted unpickler."""
+    files = members(name, py2_dumps)
+    blob = files[f"{cifar.SPECS[name].folder}/{cifar.SPECS[name].test}"]
+    assert b"cnumpy.core.multiarray\n_reconstruct\n" in blob and b"U\x04data" in blob and b"_codecs" not in blob
+    check(cifar.load_cifar(name, data_dir=extract_to(tmp_path / "mine", files)), name)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+@pytest.mark.parametrize("source", ["data_dir", "env", "verified-archive"])
+def test_code_in_pickle_is_refused(tmp_path, monkeypatch, source, protocol):
+    """A batch whose pickle calls a function (here Path.touch) is refused before the call, wherever it is."""
+    spec = cifar.SPECS["cifar10"]
+    proof = tmp_path / "unpickled"
+    files = members("cifar10")
+    bad = batch(4, 0, b"labels", 10)
+    bad[b"filenames"] = _Boom(str(proof))
+    files[f"{spec.folder}/data_batch_2"] = pickle.dumps(bad, protocol=protocol)
+    if source == "data_dir":
+        kwargs = {"data_dir": extract_to(tmp_path / "mine", files)}
+    elif source == "env":
+        extract_to(tmp_path / "env" / "cifar10", files)
+        monkeypatch.setenv("TRAINWISE_DATA", str(tmp_path / "env"))
+        kwargs = {}
+    else:
+        data = make_tar(files, spec.folder)
+        trust(monkeypatch, "cifar10", data)
+        (tmp_path / "cache" / "cifar10").mkdir(parents=True)
+        (tmp_path / "cache" / "cifar10" / spec.archive).write_bytes(data)
+        kwargs = {}
+    with pytest.raises(DataError, match="refuses to run code") as e:
+        cifar.load_cifar("cifar10", **kwargs)
+    msg = str(e.value)
+    assert "data_batch_2" in msg and "asks for" in msg and "download" in msg and "\n" not in msg
+    assert not proof.exists()
+
+
+class _Reduce:
+    def __init__(self, *reduced) -> None:
+        self.reduced = reduced
+
+    def __reduce__(self):
+        return self.reduced
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (np.array([b"x", 1], dtype=object), "not plain numbers"),
+        (_Reduce(np.ndarray, ((2, 3072), np.dtype(object))), "not a CIFAR batch"),
+        (_Reduce(bytes, (10**6,)), "not a CIFAR batch"),
+        (_Reduce(__import__("codecs").encode, (b"eJwLAQAAVABU", "base64")), "codec 'base64'"),
+    ],
+    ids=["object-array", "ndarray-call", "bytes-call", "other-codec"],
+)
+def test_numpy_and_builtins_only_as_pickled(tmp_path, data, match):
+    """The allowed globals build only what pickles of plain arrays and bytes build: no object arrays
+    (numpy allocates and fills them at any forged shape), no calls with other arguments."""
+    spec = cifar.SPECS["cifar10"]
+    d = extract_to(tmp_path / "mine", members("cifar10"))
+    payload = pickle.dumps({b"data": data, b"labels": [1, 2]}, protocol=2)
+    (d / spec.folder / "test_batch").write_bytes(payload)
+    with pytest.raises(DataError, match=match) as e:
+        cifar.load_cifar("cifar10", data_dir=d)
+    assert "test_batch" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("limit", ["MAX_MEMBER_BYTES", "MAX_ARCHIVE_BYTES"])
+def test_oversized_archive_members_are_refused(tmp_path, monkeypatch, limit):
+    spec = cifar.SPECS["cifar10"]
+    data = archive("cifar10")
+    trust(monkeypatch, "cifar10", data)
+    monkeypatch.setattr(cifar, limit, 3 * 3072 if limit == "MAX_MEMBER_BYTES" else 3 * 4 * 3072)
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / spec.archive).write_bytes(data)
+    with pytest.raises(DataError, match="exceeds") as e:
+        cifar.load_cifar("cifar10", data_dir=d)
+    assert spec.archive in str(e.value) and "\n" not in str(e.value)
+    assert sorted(p.name for p in d.iterdir()) == [spec.archive]  # nothing extracted, no temp dir

@@ -1,9 +1,10 @@
-"""IDX reader: round trip, wrong magic, truncation, corrupt gzip."""
+"""IDX reader: round trip, wrong magic, truncation, corrupt gzip, gzip bombs."""
 
 from __future__ import annotations
 
 import gzip
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -92,3 +93,34 @@ def test_corrupt_gzip(tmp_path, cut):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="not found"):
         read_idx(tmp_path / "nope.gz")
+
+
+def test_gzip_bomb_is_refused_with_little_memory(tmp_path):
+    """A valid 10x28x28 file followed by 300 MB of zeros (1.3 MB gzip'd) is refused after reading what
+    the header declares, without decompressing the rest."""
+    arr = np.arange(10 * 28 * 28, dtype=np.uint8).reshape(10, 28, 28)
+    good, bomb = tmp_path / "good-idx3-ubyte.gz", tmp_path / "bomb-idx3-ubyte.gz"
+    good.write_bytes(gzip.compress(idx_bytes(arr)))
+    with gzip.open(bomb, "wb", compresslevel=1) as f:
+        f.write(idx_bytes(arr))
+        zeros = bytes(1 << 20)
+        for _ in range(300):
+            f.write(zeros)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="longer than declared") as e:
+            read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB while refusing the bomb"
+    assert str(bomb) in str(e.value) and "(10, 28, 28)" in str(e.value) and "\n" not in str(e.value)
+    np.testing.assert_array_equal(read_idx(good), arr)
+
+
+def test_declared_size_over_limit(tmp_path):
+    path = tmp_path / "huge.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 60000, 2**16, 2**16) + b"\x00" * 64))
+    with pytest.raises(DataError, match="more than the 1024 MiB") as e:
+        read_idx(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)

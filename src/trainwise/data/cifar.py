@@ -5,15 +5,19 @@ Source: https://www.cs.toronto.edu/~kriz/cifar.html. A lookup directory (``data_
 (``cifar-10-batches-py/`` or ``cifar-100-python/``) or the official archive, which is
 SHA-256-verified and then extracted next to itself.
 
-The batches are pickles, and unpickling runs code, so a pickle is only opened when it
-comes from a verified archive or from a directory the user named (``data_dir`` or
+The batches are pickles. They are read by ``_BatchUnpickler``, which builds only dicts,
+lists, strings, numbers and plain numpy arrays and refuses every other global, so a
+forged batch cannot run code. On top of that, a pickle is only opened when it comes from
+a verified archive or from a directory the user named (``data_dir`` or
 ``$TRAINWISE_DATA``); folders in the cache count only with the marker written by a
-verified extraction.
+verified extraction. Archives are bounded too: a member larger than ``MAX_MEMBER_BYTES``
+or members totalling more than ``MAX_ARCHIVE_BYTES`` are refused before extraction.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
 import shutil
@@ -22,7 +26,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,6 +37,10 @@ from .download import cache_dir, download_file, one_line, search_dirs, sha256_fi
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/"
 MARKER = ".trainwise-verified"
+# Each official archive unpacks to about 186 MB, the largest member being CIFAR-100's ``train``
+# (about 155 MB); anything far beyond that is not CIFAR (or is a tar bomb).
+MAX_MEMBER_BYTES = 256 << 20
+MAX_ARCHIVE_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,21 @@ def _has_batches(folder: Path, spec: _Spec) -> bool:
     return all((folder / n).is_file() for n in (*spec.train, spec.test))
 
 
+def _members(tar: tarfile.TarFile, archive: Path, spec: _Spec) -> Iterator[tuple[tarfile.TarInfo, PurePosixPath]]:
+    """Each member with its checked path, refusing oversized members before any of their bytes are read."""
+    total = 0
+    for member in tar:
+        rel = _member_name(archive, member, spec)
+        total += member.size
+        if member.size > MAX_MEMBER_BYTES or total > MAX_ARCHIVE_BYTES:
+            raise DataError(
+                f"{archive}: member {member.name!r} ({member.size} bytes, {total} so far) exceeds the "
+                f"{MAX_MEMBER_BYTES >> 20} MiB per file / {MAX_ARCHIVE_BYTES >> 20} MiB total a CIFAR archive "
+                f"holds; refusing to extract — delete the archive and download it again"
+            )
+        yield member, rel
+
+
 def _member_name(archive: Path, member: tarfile.TarInfo, spec: _Spec) -> PurePosixPath:
     """The member's path, refusing anything that could land outside the extraction folder."""
     raw = member.name.replace("\\", "/")
@@ -103,8 +126,8 @@ def _extract(archive: Path, spec: _Spec, sha: str, owned: bool) -> Path:
         raise DataError(f"cannot extract {archive} ({e.strerror or e}); make {parent} writable") from None
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                out = tmp.joinpath(*_member_name(archive, member, spec).parts)
+            for member, rel in _members(tar, archive, spec):
+                out = tmp.joinpath(*rel.parts)
                 if member.isdir():
                     out.mkdir(parents=True, exist_ok=True)
                     continue
@@ -131,8 +154,7 @@ def _archive_reader(archive: Path, spec: _Spec) -> _Reader:
     blobs = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                rel = _member_name(archive, member, spec)
+            for member, rel in _members(tar, archive, spec):
                 if member.isfile():
                     blobs[rel.name] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
@@ -192,6 +214,78 @@ def _find(name: str, spec: _Spec, data_dir: str | os.PathLike | None) -> tuple[_
     return None
 
 
+class _PlainArray(np.ndarray):
+    """The arrays ``_BatchUnpickler`` builds: their pickled state must be raw bytes of a dtype without
+    Python objects (numpy would allocate and fill an object array of any forged shape, or crash)."""
+
+    def __setstate__(self, state):
+        dtype, raw = state[-3], state[-1]  # (version, shape, dtype, is_fortran, raw); version optional
+        if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(raw, bytes):
+            raise pickle.UnpicklingError("an ndarray that is not plain numbers")
+        super().__setstate__(state)
+
+
+# numpy's own reconstructors, wherever this numpy version keeps them.
+_NP_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+_NP_SCALAR = np.uint8(0).__reduce__()[0]
+_NP_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
+
+
+# What ``numpy.ndarray`` unpickles to: pickles only pass it to ``_reconstruct``, and calling the real
+# class (``ndarray((10**9,), object)``) would allocate whatever the pickle asks for.
+_NDARRAY = object()
+
+
+def _reconstruct(subtype, shape, dtype):
+    """numpy's ``_reconstruct`` as numpy pickles call it: an empty array that ``__setstate__`` fills."""
+    if subtype is not _NDARRAY or tuple(shape) != (0,):
+        raise pickle.UnpicklingError("an ndarray reconstruction numpy does not write")
+    return _NP_RECONSTRUCT(_PlainArray, (0,), dtype)
+
+
+def _scalar(dtype, *args):
+    """numpy's ``scalar`` (a numpy int such as ``np.int64(3)``), for dtypes without Python objects."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("a numpy scalar that is not a plain number")
+    return _NP_SCALAR(dtype, *args)
+
+
+def _latin1(text, encoding):
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2 (any other codec is refused)."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"codec {encoding!r}")
+    return text.encode("latin1")
+
+
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds what CIFAR batches hold (dicts, lists, bytes, ints; numpy arrays and scalars, pickled by
+    Python 2 as the official files are, or by Python 3 at any protocol) and refuses every other global."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"): _NDARRAY,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1,  # bytes, protocol 2
+        ("__builtin__", "bytes"): lambda: b"",  # b"" at protocol 2
+        # numpy 1 pickles name numpy.core, numpy 2 numpy._core; _frombuffer is protocol 5's ndarray.
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy.core.multiarray", "scalar"): _scalar,
+        ("numpy._core.multiarray", "scalar"): _scalar,
+        ("numpy.core.numeric", "_frombuffer"): _NP_FROMBUFFER,  # refuses object dtypes itself
+        ("numpy._core.numeric", "_frombuffer"): _NP_FROMBUFFER,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+
 def _batch(read: _Reader, where: str, name: str, spec: _Spec) -> tuple[np.ndarray, np.ndarray]:
     fix = "replace it with the official CIFAR python version"
     try:
@@ -199,12 +293,21 @@ def _batch(read: _Reader, where: str, name: str, spec: _Spec) -> tuple[np.ndarra
     except (OSError, KeyError) as e:
         raise DataError(f"{where}/{name}: cannot read the batch ({one_line(e)}); {fix}") from None
     try:
-        d = pickle.loads(blob, encoding="bytes")
+        d = _BatchUnpickler(io.BytesIO(blob), encoding="bytes").load()
+        if not isinstance(d, dict):
+            raise TypeError(f"a pickled {type(d).__name__}, not a dict")
         data, labels = d[b"data"], np.asarray(d[spec.label_key])
+    except _Refused as e:
+        raise DataError(
+            f"{where}/{name}: not a CIFAR batch: the pickle asks for {e}, and trainwise refuses to run code "
+            f"from data files; delete it and download the official CIFAR python version again, or point "
+            f"dataset.data_dir elsewhere"
+        ) from None
     except Exception as e:  # malformed pickles raise many kinds of errors
         raise DataError(f"{where}/{name}: not a CIFAR batch ({type(e).__name__}: {one_line(e)}); {fix}") from None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{where}/{name}: b'data' is not a uint8 (N, 3072) array; {fix}")
+    data = np.asarray(data)  # a plain ndarray again
     if labels.ndim != 1 or len(labels) != len(data) or labels.dtype.kind not in "iu":
         raise DataError(f"{where}/{name}: {len(data)} images but labels of shape {labels.shape}; {fix}")
     if len(labels) and (labels.min() < 0 or labels.max() >= spec.num_classes):
