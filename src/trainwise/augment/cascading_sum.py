@@ -61,18 +61,18 @@ def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 @TRANSFORMS.register("cascading-sum")
 class CascadingSum(Transform):
     class Settings(Settings):
-        k: int = Field(4, ge=1, description="K for schedule fixed; K0 for cascade and gradual")
+        k: int = Field(4, ge=1, le=64, description="K for schedule fixed; K0 for cascade and gradual")
         weights: Literal["equal", "dirichlet"] = "equal"
-        dirichlet_alpha: float = Field(1.0, gt=0)
+        dirichlet_alpha: float = Field(1.0, gt=0, le=1000)
         schedule: Literal["fixed", "cascade", "gradual"] = "fixed"
         switch: Literal["plateau", "fractions"] = Field(
             "plateau", description="cascade: halve K at a validation plateau (or the deadline), "
                                    "or only at the deadlines")
-        patience: int = Field(2, ge=1, description="cascade plateau: evaluations without a new best val_acc")
+        patience: int = Field(2, ge=1, le=10_000, description="cascade plateau: evaluations without a new best val_acc")
         fractions: list[float] | None = Field(
             None, description="cascade: stage deadlines as fractions of the budget (default: equal split)")
         decay: float = Field(0.75, gt=0, le=1, description="gradual: fraction of the budget over which K falls")
-        gamma: float = Field(0.5, gt=0, description="gradual: lr factor at each integer drop of K")
+        gamma: float = Field(0.5, gt=0, le=10, description="gradual: lr factor at each integer drop of K")
         grouping: Literal["shuffle", "split"] = Field(
             "shuffle", description="groups = batch + K-1 permutations (B sums), or K disjoint parts (B//K sums)")
         smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the source targets")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from ..data.loader import Batch
 from .base import TRANSFORMS, Transform
@@ -29,7 +30,7 @@ def crop_flip(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor, fli
 @TRANSFORMS.register("crop-flip")
 class CropFlip(Transform):
     class Settings(Settings):
-        pad: int = 2
+        pad: int = Field(2, ge=0, le=64, description="zero padding on each side; below the image size")
         flip: bool = True
 
     def __call__(self, batch: Batch, gen: torch.Generator) -> Batch:

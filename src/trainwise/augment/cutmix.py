@@ -55,7 +55,7 @@ def random_boxes(lam: torch.Tensor, h: int, w: int, gen: torch.Generator) -> tor
 @TRANSFORMS.register("cutmix")
 class CutMix(Transform):
     class Settings(Settings):
-        alpha: float = Field(1.0, gt=0, description="Beta(alpha, alpha) for the kept area")
+        alpha: float = Field(1.0, gt=0, le=1000, description="Beta(alpha, alpha) for the kept area")
         per_sample: bool = Field(False, description="one box per sample instead of per batch")
         smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the source targets")
 

@@ -30,7 +30,7 @@ def mixup(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor | float, perm: tor
 @TRANSFORMS.register("mixup")
 class Mixup(Transform):
     class Settings(Settings):
-        alpha: float = Field(1.0, gt=0, description="Beta(alpha, alpha) for lambda")
+        alpha: float = Field(1.0, gt=0, le=1000, description="Beta(alpha, alpha) for lambda")
         per_sample: bool = Field(False, description="one lambda per sample instead of per batch")
         smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the source targets")
 

@@ -85,7 +85,7 @@ def random_layout(n: int, hh: int, ww: int, b: float, per_sample: bool, gen: tor
 @TRANSFORMS.register("ricap")
 class Ricap(Transform):
     class Settings(Settings):
-        beta: float = Field(0.3, gt=0, description="Beta(beta, beta) for the boundary point")
+        beta: float = Field(0.3, gt=0, le=1000, description="Beta(beta, beta) for the boundary point")
         per_sample: bool = Field(False, description="one boundary and crop layout per sample")
         smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the source targets")
 

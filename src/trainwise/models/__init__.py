@@ -6,12 +6,14 @@ Every model is wrapped in ``Normalized`` so it takes inputs in [0, 1].
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from typing import Any, Callable, get_type_hints
 
 import torch
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import brief
 from .preact_resnet import preact_resnet18
 from .simple import cnn, linear, mlp
 from .wrapper import Normalized
@@ -30,6 +32,17 @@ def model_settings(name: str) -> list[str]:
     return params[2:]
 
 
+def check_model_settings(name: str, settings: dict[str, Any]) -> None:
+    """Check each setting against the model function's annotation, strictly (``width: "32"`` or
+    ``width: 32.5`` are errors, not coerced) and with its bounds; raise a one-line ConfigError."""
+    hints = get_type_hints(MODELS[name], include_extras=True)
+    for key, value in settings.items():
+        try:
+            TypeAdapter(hints.get(key, Any), config=ConfigDict(strict=True)).validate_python(value)
+        except ValidationError as e:
+            raise ConfigError(f"model {name!r} setting {key!r}: {e.errors()[0]['msg']}, got {brief(value)}") from None
+
+
 def build_model(
     name: str,
     input_shape: tuple[int, ...],
@@ -45,4 +58,5 @@ def build_model(
         raise ConfigError(
             f"unknown setting(s) {sorted(unknown)} for model {name!r}; allowed: {model_settings(name)}"
         )
+    check_model_settings(name, settings)
     return Normalized(MODELS[name](input_shape, num_classes, **settings), mean, std)

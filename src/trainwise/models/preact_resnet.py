@@ -6,7 +6,10 @@ Networks", ECCV 2016), the model of the budgeted-training paper (Arazo et al., B
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 
@@ -49,5 +52,6 @@ class PreActResNet18(nn.Module):
         return self.head(out)
 
 
-def preact_resnet18(input_shape: tuple[int, ...], num_classes: int, width: int = 64) -> nn.Module:
+def preact_resnet18(input_shape: tuple[int, ...], num_classes: int,
+                    width: Annotated[int, Field(ge=1, le=256)] = 64) -> nn.Module:
     return PreActResNet18(input_shape[0], num_classes, width)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
+from pydantic import Field
 from torch import nn
 
 
@@ -12,7 +14,8 @@ def linear(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
 
 
-def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: int = 256, depth: int = 2) -> nn.Module:
+def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: Annotated[int, Field(ge=1, le=16384)] = 256,
+        depth: Annotated[int, Field(ge=0, le=32)] = 2) -> nn.Module:
     """``depth`` hidden ReLU layers of width ``hidden``."""
     layers: list[nn.Module] = [nn.Flatten()]
     d = math.prod(input_shape)
@@ -29,7 +32,7 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-def cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> nn.Module:
+def cnn(input_shape: tuple[int, ...], num_classes: int, width: Annotated[int, Field(ge=1, le=512)] = 32) -> nn.Module:
     """The benchmark model: three conv-BN-ReLU stages (width, 2w, 4w) with 2x2 max-pooling
     between them, global max-pooling and a linear head. Works for 8x8, 28x28 and 32x32 inputs;
     about 0.1M parameters at width 32."""

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..study.config import Common, Spec, Strict, _check_augment, _check_budget, _check_spec
+from ..study.config import Common, Name, Seed, Spec, Strict, _check_augment, _check_budget, _check_spec
 from ..sampling import SAMPLERS
 
 
@@ -25,7 +25,7 @@ class ArmSettings(Strict):
     k: int = Field(4, ge=1, le=64, description="number of (train, validation) splits and models")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of the gross training set held out per split")
     transfer: Literal["none", "greedy", "soft"] = "greedy"
-    every: int = Field(0, ge=0, description="steps between transfer rounds; 0 = once per budgeted epoch")
+    every: int = Field(0, ge=0, le=10**9, description="steps between transfer rounds; 0 = once per budgeted epoch")
     offer: Literal["all", "best"] = "all"
     alpha: float = Field(0.5, gt=0, le=1, description="soft rule: weight of the offered parameters in the average")
     init: Literal["shared", "per_split"] = Field(
@@ -40,9 +40,9 @@ class ArmSettings(Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         """An arm's name is a directory under --out: it must not reach outside it."""
-        if "/" in v or "\\" in v or "\0" in v or v in (".", "..") or v.startswith("."):
-            raise ValueError(f"arm name {v!r} must be a plain directory name (no '/', '\\', NUL or "
-                             "leading '.'); rename the arm")
+        if "/" in v or "\\" in v or not v.isprintable() or v in (".", "..") or v.startswith("."):
+            raise ValueError(f"arm name {v!r} must be a plain directory name (no '/', '\\', control "
+                             "characters or leading '.'); rename the arm")
         return v
 
     @model_validator(mode="after")
@@ -62,12 +62,12 @@ DEFAULT_ARMS = [
 class MultiSplitConfig(Common):
     """``trainwise multisplit CONFIG``: every arm at every seed, at the same total budget."""
 
-    name: str = "multisplit"
+    name: Name = "multisplit"
     sampler: Spec = "uniform"
     augment: Spec | list[Spec] = []
     budget: float = 1.0
-    seeds: list[int] = Field([0], min_length=1)
-    arms: list[ArmSettings] = Field(DEFAULT_ARMS, min_length=1)
+    seeds: list[Seed] = Field([0], min_length=1, max_length=1000)
+    arms: list[ArmSettings] = Field(DEFAULT_ARMS, min_length=1, max_length=100)
     pairs: list[tuple[str, str]] | None = Field(
         None, description="(arm, baseline) pairs compared seed by seed; default: each transfer arm against "
                           "the no-transfer arm with the same k, val_fraction, every, init and split_budget")
@@ -81,6 +81,8 @@ class MultiSplitConfig(Common):
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arm names must be unique, got {names}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be unique, got {self.seeds}; list each once")
         for pair in self.pairs or []:
             if unknown := [a for a in pair if a not in names]:
                 raise ValueError(f"pairs: unknown arm(s) {unknown}; arms are {names}")
@@ -89,6 +91,7 @@ class MultiSplitConfig(Common):
                              "output model.pt separately)")
         if self.dataset.val_fraction:
             raise ValueError("dataset.val_fraction must be 0 here: each arm's val_fraction makes the splits")
+        self._check_fit([self.augment])
         return self
 
     def paired_arms(self) -> list[tuple[str, str]]:

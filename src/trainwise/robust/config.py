@@ -22,29 +22,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 
 class RobustnessConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     attack: Literal["fgsm", "bim", "mim", "pgd", "autoattack-lite"] = "pgd"
     norm: Literal["linf", "l2"] = "linf"
-    eps: list[float] = Field(..., min_length=1, description="attack radii in [0, 1] input units")
+    eps: list[float] = Field(..., min_length=1, max_length=100, description="attack radii in input units")
     # default 10, or 100 for autoattack-lite when not given (kept an int default so that config
     # hashes, which leave out default values, of existing studies do not change)
-    steps: int = Field(10, gt=0, description="attack iterations; 100 for autoattack-lite unless given")
-    restarts: int = Field(1, gt=0, description="attack runs per ε; an example is robust only if it "
+    steps: int = Field(10, gt=0, le=10_000, description="attack iterations; 100 for autoattack-lite unless given")
+    restarts: int = Field(1, gt=0, le=100, description="attack runs per ε; an example is robust only if it "
                           "survives every one (useful with a random start)")
-    step_fraction: float | None = Field(None, gt=0, description="step size / ε; default 2.5/steps "
+    step_fraction: float | None = Field(None, gt=0, le=10, description="step size / ε; default 2.5/steps "
                                         "(not for autoattack-lite, whose step size adapts)")
     random_start: bool | None = Field(None, description="default: true for pgd and "
                                         "autoattack-lite, false otherwise")
-    samples: int | None = Field(1000, gt=0, description="test samples attacked; null = the whole test set")
-    batch_size: int = Field(500, gt=0)
+    samples: int | None = Field(1000, gt=0, le=10**7, description="test samples attacked; null = the whole test set")
+    batch_size: int = Field(500, gt=0, le=65_536)
     sanity: bool = Field(True, description="run the gradient-masking sanity checks")
-    large_eps: float | None = Field(None, gt=0, description="radius where accuracy must be near 0; "
+    large_eps: float | None = Field(None, gt=0, le=10_000, description="radius where accuracy must be near 0; "
                                     "default 0.5 (linf) or 0.5·sqrt(D) (l2): enough to reach a grey image")
-    tolerance: float = Field(0.005, ge=0, description="slack (accuracy) before a sanity check warns")
-    stronger_factor: int = Field(5, ge=1, description="sanity check: rerun the attack with this many "
+    tolerance: float = Field(0.005, ge=0, le=1, description="slack (accuracy) before a sanity check warns")
+    stronger_factor: int = Field(5, ge=1, le=100, description="sanity check: rerun the attack with this many "
                                  "times the steps at one ε; 1 turns the check off")
-    stronger_tolerance: float = Field(0.01, ge=0, description="warn when the stronger attack lowers "
+    stronger_tolerance: float = Field(0.01, ge=0, le=1, description="warn when the stronger attack lowers "
                                       "robust accuracy by more than this")
 
     @model_validator(mode="after")
@@ -59,7 +59,8 @@ class RobustnessConfig(BaseModel):
     @field_validator("eps")
     @classmethod
     def _eps(cls, v: list[float]) -> list[float]:
-        bad = [e for e in v if not e > 0]
+        bad = [e for e in v if not 0 < e <= 10_000]
         if bad:
-            raise ValueError(f"attack radii must be > 0, got {bad}; list positive radii in input units")
+            raise ValueError(f"attack radii must be > 0 (and at most 10000), got {bad}; list positive radii "
+                             "in input units")
         return sorted(set(v))

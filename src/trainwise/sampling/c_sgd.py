@@ -22,7 +22,7 @@ from .p_sgd import PSGD, fill_unseen
 @SAMPLERS.register("c-sgd")
 class CSGD(PSGD):
     class Settings(Settings):
-        warmup_epochs: int = Field(0, ge=0, description="uniform epochs before score-based sampling")
+        warmup_epochs: int = Field(0, ge=0, le=100_000, description="uniform epochs before score-based sampling")
 
     def scores(self) -> torch.Tensor:
         p = self.mean_p()

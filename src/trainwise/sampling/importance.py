@@ -58,9 +58,9 @@ class Importance:
     wants_feedback = True
 
     class Settings(Settings):
-        presample: float = Field(3.0, gt=1, description="P: the presampled large batch is P·B")
+        presample: float = Field(3.0, gt=1, le=100, description="P: the presampled large batch is P·B")
         score: Literal["loss", "gradnorm-ub"] = "loss"
-        tau_th: float | None = Field(None, ge=0, description="switch-on threshold; default (P·B+3B)/(3B)")
+        tau_th: float | None = Field(None, ge=0, le=1e12, description="switch-on threshold; default (P·B+3B)/(3B)")
         tau_momentum: float = Field(0.9, ge=0, lt=1)
 
     def __init__(self, ctx: SamplerContext, settings: Settings):

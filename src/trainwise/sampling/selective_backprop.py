@@ -45,9 +45,9 @@ class SelectiveBackprop:
     wants_feedback = False
 
     class Settings(Settings):
-        beta: float = Field(3.0, gt=0, description="selectivity: P(keep) = percentile^beta")
-        history: int = Field(1024, gt=0, description="number of recent losses that give the percentiles")
-        prime_samples: int | None = Field(None, ge=0, description="samples trained on unselected first; "
+        beta: float = Field(3.0, gt=0, le=1000, description="selectivity: P(keep) = percentile^beta")
+        history: int = Field(1024, gt=0, le=10_000_000, description="number of recent losses that give the percentiles")
+        prime_samples: int | None = Field(None, ge=0, le=10**12, description="samples trained on unselected first; "
                                           "default one budget epoch, 0 = no priming")
 
     def __init__(self, ctx: SamplerContext, settings: Settings):
