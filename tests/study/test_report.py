@@ -1,5 +1,7 @@
 """Report cells are the mean ± sample standard deviation over a group's seeds, from stored rows."""
 
+import json
+
 import numpy as np
 
 from trainwise.study.report import table
@@ -24,3 +26,102 @@ def test_cells_are_mean_and_sample_std_over_seeds():
     w = np.array([10.0, 11.0, 12.0])
     assert cell["wall time s"] == f"{w.mean():.1f} ± {w.std(ddof=1):.1f}"
     assert cells[("uniform/none", "1")]["test acc % (final)"] == "90.00 ± 0.00"  # one seed
+
+
+# --- writing the report: never emptied, never half-written, shrinking is announced; console width
+
+
+import errno
+import os
+
+import pytest
+
+from trainwise.errors import TrainwiseError
+from trainwise.study import report
+from trainwise.study.report import console_table, write_report
+
+
+def study_rows(n):
+    return [row("uniform/none", 0.5, s, 0.8 + s / 100, 10.0) for s in range(n)]
+
+
+def report_files(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_no_rows_keep_the_existing_report(tmp_path):
+    """Defect: an empty results.db made `trainwise report` replace a good report with an empty table."""
+    write_report(tmp_path, study_rows(2), "t")
+    before = report_files(tmp_path)
+    with pytest.raises(TrainwiseError, match="no trials stored in .*the existing report is kept"):
+        write_report(tmp_path, [], "t")
+    assert report_files(tmp_path) == before
+
+
+def test_a_report_covering_fewer_trials_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "_plots", lambda rows: {})
+    said = []
+    write_report(tmp_path, study_rows(3), "t", echo=said.append)
+    write_report(tmp_path, study_rows(3), "t", echo=said.append)
+    assert said == []
+    write_report(tmp_path, study_rows(2), "t", echo=said.append)
+    assert len(said) == 1 and "covers 2 trial(s)" in said[0] and "covered 3" in said[0]
+    assert json.loads((tmp_path / "report.json").read_text())["trials"] == 2
+
+
+# the first file fails, or report.html after three files were staged; EACCES: a read-only directory
+@pytest.mark.parametrize("err, fail_at", [(errno.ENOSPC, 1), (errno.ENOSPC, 4), (errno.EACCES, 1)])
+def test_write_error_keeps_the_previous_report(tmp_path, monkeypatch, err, fail_at):
+    """OSError while writing (full disk, no permission) is one error line; no file of the previous
+    report changes, and no staged file is left behind."""
+    write_report(tmp_path, study_rows(2), "old")
+    before = report_files(tmp_path)
+    calls, real = [], report.atomic_write_bytes
+
+    def failing(path, data):
+        calls.append(path)
+        if len(calls) == fail_at:
+            raise OSError(err, os.strerror(err))
+        real(path, data)
+
+    monkeypatch.setattr(report, "atomic_write_bytes", failing)
+    with pytest.raises(TrainwiseError) as e:
+        write_report(tmp_path, study_rows(3), "new")
+    assert os.strerror(err) in str(e.value) and "previous report is kept" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert report_files(tmp_path) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_directory_keeps_the_previous_report(tmp_path):
+    write_report(tmp_path, study_rows(2), "old")
+    before = report_files(tmp_path)
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(TrainwiseError, match="previous report is kept"):
+            write_report(tmp_path, study_rows(3), "new")
+    finally:
+        tmp_path.chmod(0o755)
+    assert report_files(tmp_path) == before
+
+
+def wide_rows():
+    rows = study_rows(3) + [row("importance-sampling-with-a-long-name/randaugment", 0.25, 0, 0.7, 5.0)]
+    for r in rows:
+        r["metrics"].update(train_acc=0.9, test_acc_tta_sum=0.81, time_to_target=3.0)
+    return rows
+
+
+def test_console_table_fits_the_terminal(monkeypatch):
+    """Defect: the console table was rendered 200 columns wide whatever the terminal. Now the least
+    important columns are left out (report.md has them), long regimen names and headers wrap."""
+    full = console_table(wide_rows(), width=300)
+    assert "samples fwd" in full and "(TTA sum)" in full and "more column" not in full
+    monkeypatch.setenv("COLUMNS", "80")  # shutil.get_terminal_size reads it first
+    text = console_table(wide_rows())
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "81.00 ± 1.00" in text and "10.0 ± 0.0" in text  # final test accuracy and wall time kept
+    assert "samples fwd" not in text and "more column(s) in report.md" in text
+    assert "importance-sampling-with-a-long" in text and "-name/randaugment" in text  # wrapped, not cut
+    narrow = console_table(wide_rows(), width=40)
+    assert max(len(line) for line in narrow.splitlines()) <= 40 and "81.00 ±" in narrow

@@ -1,8 +1,9 @@
 """The study report: a table of mean +- std over seeds per regimen x budget, and plots.
 
-Writes ``report.md`` (with PNG plots beside it) and a self-contained ``report.html``
-(plots embedded) into the study directory, atomically. ``COLUMNS`` lists the table's
-columns; a method that adds a metric adds a column there.
+Writes ``report.md`` (with PNG plots beside it), a self-contained ``report.html`` (plots
+embedded) and ``report.json`` (how many trials the report covers) into the study directory,
+all or none: a report is never replaced by an empty or a half-written one. ``COLUMNS``
+lists the table's columns; a method that adds a metric adds a column there.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import base64
 import html as htmllib
 import io
+import json
 import math
+import os
+import shutil
 import statistics
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from ..io import atomic_write_bytes, atomic_write_text
+from ..errors import TrainwiseError
+from ..io import atomic_write_bytes
 from ..robust.report import robust_columns, robust_plots
 
 
@@ -91,16 +97,56 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def console_table(rows: list[dict]) -> str:
+# columns the console table drops first when the terminal is narrow (report.md has them all)
+LOW_PRIORITY = ("samples fwd", "samples bwd", "steps", "time to target", "test acc % (best)", "train acc % (final)")
+KEEP = 4  # regimen, budget, seeds, final test accuracy: never dropped
+REGIMEN_WIDTH = 24  # columns are dropped before regimen names wrap narrower than this
+
+
+def fit_columns(header: list[str], body: list[list[str]], width: int) -> dict[int, int]:
+    """Column index -> text width of the columns that fit a rich table ``width`` characters wide
+    with unwrapped cells: the LOW_PRIORITY columns are dropped first, then the others from the
+    right. Long regimen names wrap first, then headers (at spaces)."""
+    cells = [max([len(r[i]) for r in body] + [0]) for i in range(len(header))]
+    need = [max([c] + [len(w) for w in h.split()]) for c, h in zip(cells, header)]  # headers wrapped
+    full = [max(c, len(h)) for c, h in zip(cells, header)]  # nothing wrapped
+    keep = list(range(len(header)))
+    order = [header.index(h) for h in LOW_PRIORITY if h in header] + list(range(len(header) - 1, KEEP - 1, -1))
+    for i in order:
+        if min(full[0], REGIMEN_WIDTH) + sum(need[j] + 3 for j in keep[1:]) + 4 <= width:
+            break
+        if i in keep and i >= KEEP:
+            keep.remove(i)
+    widths = {i: need[i] for i in keep}
+    spare = width - sum(need[j] + 3 for j in keep[1:]) - 4  # 3: padding and border per column
+    widths[0] = min(full[0], spare)
+    spare -= widths[0]
+    for i in keep[1:]:  # unwrap headers while there is room
+        if full[i] - need[i] <= spare:
+            spare -= full[i] - need[i]
+            widths[i] = full[i]
+    return widths
+
+
+def console_table(rows: list[dict], width: int | None = None) -> str:
+    """The results table for the console, ``width`` wide (default: the terminal's, 100 when not a
+    tty), dropping the least important columns that do not fit (see ``fit_columns``)."""
     from rich.console import Console
     from rich.table import Table
 
+    width = width or shutil.get_terminal_size((100, 24)).columns
     header, body = table(rows)
-    t = Table(*header, title="results (mean ± std over seeds)")
+    widths = fit_columns(header, body, width)
+    fixed = widths[0] >= 8  # else too narrow even for the kept columns: rich folds them all
+    t = Table(title="results (mean ± std over seeds)")
+    for i, w in widths.items():
+        t.add_column(header[i], overflow="fold", width=w if fixed else None)
+    if len(widths) < len(header):
+        t.caption = f"{len(header) - len(widths)} more column(s) in report.md"
     for r in body:
-        t.add_row(*r)
+        t.add_row(*[r[i] for i in widths])
     buf = io.StringIO()
-    Console(file=buf, width=200, force_terminal=False).print(t)
+    Console(file=buf, width=width, force_terminal=False).print(t)
     return buf.getvalue().rstrip()
 
 
@@ -148,13 +194,20 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
     return out
 
 
-def write_report(out: Path, rows: list[dict], title: str, notes: str = "") -> Path:
-    """Write report.md, report.html and the plot PNGs into ``out``; return the HTML path."""
+def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=print) -> Path:
+    """Write report.md, report.html, the plot PNGs and report.json into ``out``; return the HTML path.
+
+    With no rows at all, or when a file cannot be written (read-only directory, full disk),
+    raise ``TrainwiseError`` and keep the previous report. When the new report covers fewer
+    trials than the one it replaces (its report.json), ``echo`` a warning naming both counts.
+    """
+    if not rows:
+        raise TrainwiseError(f"no trials stored in {out}; the existing report is kept "
+                             "(run the study first, or check study.json and results.db)")
     header, body = table(rows)
     failed = [r for r in rows if r["status"] != "done"]
     plots = _plots(rows) if body else {}
-    for name, png in plots.items():
-        atomic_write_bytes(out / f"{name}.png", png)
+    files = {f"{name}.png": png for name, png in plots.items()}
 
     md = [f"# {title}", "", "Mean ± std over seeds. Wall time is training time (evaluation excluded).", ""]
     if notes:
@@ -165,7 +218,7 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "") -> Pa
         md += ["", "## Failed trials", ""]
         md += [f"- {r['regimen']} budget={r['budget']} seed={r['seed']}: {(r['error'] or '').splitlines()[0]}"
                for r in failed]
-    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    files["report.md"] = ("\n".join(md) + "\n").encode()
 
     esc = htmllib.escape
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
@@ -186,5 +239,40 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "") -> Pa
               f"{esc((r['error'] or '').splitlines()[0])}</li>" for r in failed]
         h.append("</ul>")
     h.append("</body></html>")
-    atomic_write_text(out / "report.html", "\n".join(h))
+    files["report.html"] = "\n".join(h).encode()
+
+    before = previous_trials(out)
+    files["report.json"] = json.dumps({"trials": len(rows), "done": len(rows) - len(failed),
+                                       "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
+    write_all(out, files)
+    if before is not None and len(rows) < before:
+        echo(f"warning: the new report in {out} covers {len(rows)} trial(s), the one it replaced covered {before}")
     return out / "report.html"
+
+
+def previous_trials(out: Path) -> int | None:
+    """The trial count in ``out/report.json``; None when there is none or it is unreadable."""
+    try:
+        n = json.loads((out / "report.json").read_text())["trials"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return n if isinstance(n, int) else None
+
+
+def write_all(out: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (name -> bytes) into ``out``, all or none: each is first written whole to a
+    staged name, then all are renamed into place. On OSError raise TrainwiseError; the previous
+    files are kept."""
+    staged: list[Path] = []
+    try:
+        for name, data in files.items():
+            staged.append(out / f".{name}.staged.tmp")  # .*.tmp: io.remove_stale_tmp clears leftovers
+            atomic_write_bytes(staged[-1], data)
+        for name, tmp in zip(files, staged):
+            os.replace(tmp, out / name)
+    except OSError as e:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+        raise TrainwiseError(f"cannot write the report in {out} ({e.strerror or e}); the previous report "
+                             "is kept (free some space or make the directory writable, then rerun "
+                             "`trainwise report`)") from None
