@@ -239,3 +239,69 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path):
         assert torch.equal(a[k], b[k]), k
     assert json.loads((ref / "result.json").read_text())["test_acc"] == \
         json.loads((killed / "result.json").read_text())["test_acc"]
+
+
+@pytest.mark.parametrize("over", [dict(sampler="infobatch"),
+                                  dict(sampler="selective-backprop", train={"budget_unit": "forward_backward"})],
+                         ids=["infobatch", "forward_backward"])
+def test_resume_of_a_finished_run_without_its_result_keeps_the_planned_steps(make_trial, tmp_path, over):
+    """A resume that found the final checkpoint but no result.json wrote total_steps = the budget's
+    T (InfoBatch 246 vs 204; forward_backward 147 vs 73), not the run's own plan."""
+    train_over = {"epochs": 3, "batch_size": 16, **over.get("train", {})}
+    cfg = TrialConfig(**make_trial(**{**over, "train": train_over}))
+    first = train(cfg, tmp_path, progress=False)
+    assert first["total_steps"] != cfg.make_budget(256).total_steps  # the plan differs from T here
+    (tmp_path / "result.json").unlink()
+    again = train(cfg, tmp_path, resume=True, progress=False)
+    assert again["total_steps"] == first["total_steps"] and again["steps"] == first["steps"]
+
+
+def test_resume_with_other_thread_count_says_so(make_trial, tmp_path, capsys):
+    cfg = TrialConfig(**make_trial())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train(cfg, tmp_path, progress=False, until=3)
+        torch.set_num_threads(2)
+        capsys.readouterr()
+        train(cfg, tmp_path, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    err = capsys.readouterr().err
+    assert "written with 1 torch threads, resuming with 2" in err
+
+
+def test_checkpoint_with_the_right_hash_but_wrong_contents_is_one_error(make_trial, tmp_path):
+    cfg = TrialConfig(**make_trial())
+    train(cfg, tmp_path, progress=False, until=3)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    ck["model"] = {k: torch.zeros(3) for k in ck["model"]}  # wrong shapes
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="does not fit this run"):
+        train(cfg, tmp_path, resume=True, progress=False)
+    del ck["sampler"]  # a missing key
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="not a trainwise checkpoint"):
+        train(cfg, tmp_path, resume=True, progress=False)
+
+
+def test_stale_temporary_files_of_a_killed_write_are_removed(make_trial, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    stale = tmp_path / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    train(TrialConfig(**make_trial()), tmp_path, progress=False)
+    assert not stale.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_divergence_without_a_checkpoint_does_not_claim_one(make_trial, tmp_path):
+    cfg = TrialConfig(**make_trial(optimizer={"lr": 1e6, "momentum": 0.9}, schedule={"name": "constant"},
+                                   train={"epochs": 20, "batch_size": 32, "checkpoint_every": 1000,
+                                          "eval_every": 1000, "checkpoint_seconds": 0}))
+    with pytest.raises(DivergedError) as e:
+        train(cfg, tmp_path, progress=False)
+    assert "checkpoint" not in str(e.value) and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_result_records_process_cpu_time_next_to_wall_time(make_trial):
+    r = train(TrialConfig(**make_trial()), progress=False)
+    assert r["cpu_time"] > 0 and r["wall_time"] > 0

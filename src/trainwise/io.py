@@ -45,3 +45,19 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def remove_stale_tmp(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (``.<name>.*.tmp``) a process killed mid-write left in ``directory``.
+
+    Call it only where no other process writes (a run or study directory under its lock)."""
+    removed = []
+    directory = Path(directory)
+    if directory.is_dir():
+        for p in directory.glob(".*.tmp"):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed

@@ -13,14 +13,17 @@ Read it top to bottom; each step of the data's path is one call:
 The run gets exactly ``budget.total_steps`` optimizer steps, E epochs of ⌊b·N⌋ samples
 (Arazo et al., BMVC 2021), or with ``train.budget_unit`` the same budget in samples
 backpropagated or forward+backward work.
-It evaluates every ``eval_every`` steps, checkpoints atomically, and resumes from a
-checkpoint to the same final weights as an uninterrupted run.
+It evaluates every ``eval_every`` steps, checkpoints atomically (every ``checkpoint_every``
+steps or ``checkpoint_seconds`` of training, whichever comes first), stops at a requested
+interruption (``trainwise.interrupt``) after checkpointing, and resumes from a checkpoint to the
+same final weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +36,8 @@ from .budget import lr_at
 from .data import TensorData, gather, load_dataset
 from .errors import CheckpointError, DivergedError, TrainwiseError
 from .evaluate import evaluate
-from .io import atomic_torch_save, atomic_write_text
+from .interrupt import Interrupted, requested, signum
+from .io import atomic_torch_save, atomic_write_text, remove_stale_tmp
 from .losses import get_loss, reduce_loss
 from .models import build_model
 from .runlog import RunLog
@@ -59,6 +63,10 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     return opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+CHECKPOINT_KEYS = ("config_hash", "model", "optimizer", "sampler", "transform", "gen", "torch_rng", "state",
+                   "history")
+
+
 def load_checkpoint(path: Path, config_hash: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -66,7 +74,7 @@ def load_checkpoint(path: Path, config_hash: str) -> dict:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); delete it to start the run over"
         ) from None
-    if not isinstance(ckpt, dict) or "config_hash" not in ckpt:
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
         raise CheckpointError(f"{path} is not a trainwise checkpoint; delete it or use another --out directory")
     if ckpt["config_hash"] != config_hash:
         raise CheckpointError(
@@ -77,13 +85,19 @@ def load_checkpoint(path: Path, config_hash: str) -> dict:
 
 
 def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = False,
-          progress: bool | None = None, data: TensorData | None = None, until: int | None = None) -> dict:
+          progress: bool | None = None, data: TensorData | None = None, until: int | None = None,
+          on_step=None) -> dict:
     """Run one budgeted training trial and return its result row (metrics only, JSON-serialisable).
 
     ``until``: stop after that many steps, checkpoint, and return only ``steps``/``total_steps``;
     calling again with ``resume=True`` continues the same run (how ``multisplit`` interleaves K runs).
+    ``on_step(step, total)``: called with the starting step, then after every optimizer step (a
+    study's progress display).
+    Raises ``Interrupted`` (after checkpointing) when ``trainwise.interrupt`` was requested.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None:
+        remove_stale_tmp(run_dir)  # half-written files of a run killed mid-write
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
@@ -110,28 +124,43 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     # ---- run state (everything a checkpoint must restore)
     s = dict(step=0, epoch=-1, step_in_epoch=0, epoch_steps=0, samples_forwarded=0,
-             samples_backpropagated=0, train_time=0.0, best_test_acc=0.0, time_to_target=None,
-             train_loss=float("nan"), loss_sum=0.0, loss_n=0, step_cost=None)
+             samples_backpropagated=0, train_time=0.0, cpu_time=0.0, best_test_acc=0.0, time_to_target=None,
+             train_loss=float("nan"), loss_sum=0.0, loss_n=0, step_cost=None, total=total)
     history: list[dict] = []
     ckpt_path = run_dir / CHECKPOINT if run_dir is not None else None
     if resume and ckpt_path is not None and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, chash)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sampler.load_state_dict(ck["sampler"])
-        transform.load_state_dict(ck["transform"])
-        gen.set_state(ck["gen"])
-        torch.set_rng_state(ck["torch_rng"])
-        s.update(ck["state"])
-        history = ck["history"]
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sampler.load_state_dict(ck["sampler"])
+            transform.load_state_dict(ck["transform"])
+            gen.set_state(ck["gen"])
+            torch.set_rng_state(ck["torch_rng"])
+            s.update(ck["state"])
+            history = list(ck["history"])
+        except Exception as e:  # the right hash but the wrong contents (keys, shapes, types)
+            raise CheckpointError(f"checkpoint {ckpt_path} does not fit this run ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:200]}); delete it to start the run over") from None
+        threads = ck.get("threads")
+        if threads is not None and threads != torch.get_num_threads():
+            print(f"trainwise: warning: {ckpt_path} was written with {threads} torch threads, resuming with "
+                  f"{torch.get_num_threads()}: the final weights may differ in the last bits from an "
+                  f"uninterrupted run (set train.threads to pin them)", file=sys.stderr)
+    total = s["total"]
+    have_checkpoint = ckpt_path is not None and ckpt_path.exists()
 
     def save_checkpoint() -> None:
+        nonlocal have_checkpoint, last_checkpoint
+        last_checkpoint = time.monotonic()
         if ckpt_path is None:
             return
         atomic_torch_save(dict(
             config_hash=chash, model=model.state_dict(), optimizer=opt.state_dict(),
             sampler=sampler.state_dict(), transform=transform.state_dict(), gen=gen.get_state(),
-            torch_rng=torch.get_rng_state(), state=dict(s), history=history), ckpt_path)
+            torch_rng=torch.get_rng_state(), state=dict(s), history=history,
+            threads=torch.get_num_threads()), ckpt_path)
+        have_checkpoint = True
 
     @torch.no_grad()
     def scorer(idx: torch.Tensor, probs: bool = False) -> tuple[torch.Tensor, ...]:
@@ -194,16 +223,24 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     log = RunLog(run_dir, total, f"{cfg.regimen} b={cfg.budget} seed={cfg.seed}", progress, s["step"])
     model.train()
+    last_checkpoint = time.monotonic()
+    saved_step = s["step"]
+    if on_step is not None:
+        on_step(s["step"], total)  # where this run starts: 0, or the step it resumes at
     try:
         while budget_left() and (until is None or s["step"] < until):
-            t0 = time.perf_counter()
+            if requested():  # Ctrl-C / SIGTERM: keep the progress, then stop
+                if s["step"] > saved_step:
+                    save_checkpoint()
+                raise Interrupted(signum())
+            t0, c0 = time.perf_counter(), time.process_time()
             if s["step_in_epoch"] >= s["epoch_steps"]:
                 s["epoch"] += 1
                 s["epoch_steps"] = sampler.begin_epoch(s["epoch"])
                 s["step_in_epoch"] = 0
             spent_before = spent()
             sel = sampler.next_batch(s["step_in_epoch"], scorer)
-            total = plan(len(sel.idx))
+            total = s["total"] = plan(len(sel.idx))
             transform.on_step(s["step"], total)
             lr = lr_at(s["step"], total, cfg.optimizer.lr, cfg.schedule.name, **schedule_kw)
             for g in opt.param_groups:
@@ -216,9 +253,9 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             loss = reduce_loss(per_sample, batch.weight)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                raise DivergedError(
-                    f"loss became {loss_value} at step {s['step']} (lr {opt.param_groups[0]['lr']:.3g}); "
-                    f"lower optimizer.lr; the last good checkpoint is kept" + (f" in {ckpt_path}" if ckpt_path else ""))
+                kept = f"; the last good checkpoint is kept in {ckpt_path}" if have_checkpoint else ""
+                raise DivergedError(f"loss became {loss_value} at step {s['step']} "
+                                    f"(lr {opt.param_groups[0]['lr']:.3g}); lower optimizer.lr{kept}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -237,25 +274,30 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             s["loss_sum"] += loss_value
             s["loss_n"] += 1
             s["train_time"] += time.perf_counter() - t0
+            s["cpu_time"] += time.process_time() - c0
             log.step(s["step"])
+            if on_step is not None:
+                on_step(s["step"], total)
 
             finished = not budget_left()
             if s["step"] % eval_every == 0 or finished or transform.wants_eval(s["step"], total):
                 s["train_loss"] = s["loss_sum"] / max(s["loss_n"], 1)
                 s["loss_sum"], s["loss_n"] = 0.0, 0
                 do_eval()
-            if s["step"] % ckpt_every == 0 or finished or s["step"] == until:
+            timed = cfg.train.checkpoint_seconds and time.monotonic() - last_checkpoint >= cfg.train.checkpoint_seconds
+            if s["step"] % ckpt_every == 0 or finished or s["step"] == until or timed:
                 save_checkpoint()
+                saved_step = s["step"]
     finally:
         log.close()
 
     if budget_left():  # paused at ``until``: the checkpoint holds the run
-        return dict(steps=s["step"], total_steps=total)
+        return dict(steps=s["step"], total_steps=s["total"])
     last = history[-1]
     result = dict(
-        steps=s["step"], total_steps=total, epochs=s["epoch"] + 1,
+        steps=s["step"], total_steps=s["total"], epochs=s["epoch"] + 1,
         samples_forwarded=s["samples_forwarded"], samples_backpropagated=s["samples_backpropagated"],
-        wall_time=s["train_time"], train_loss=s["train_loss"], test_loss=last["test_loss"],
+        wall_time=s["train_time"], cpu_time=s["cpu_time"], train_loss=s["train_loss"], test_loss=last["test_loss"],
         test_acc=last["test_acc"], best_test_acc=s["best_test_acc"], time_to_target=s["time_to_target"],
     )
     if "val_acc" in last:
