@@ -30,10 +30,11 @@ def trial_dict(**over) -> dict:
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
-    """sha256 and mtime of every file under ``root``: to check nothing was changed."""
+    """sha256 and mtime of every file under ``root``: to check nothing was changed (the lock file,
+    which every command takes, is not the study's data)."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file():
+        if p.is_file() and p.name != ".trainwise.lock":
             out[str(p.relative_to(root))] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
     return out
 

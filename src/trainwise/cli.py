@@ -1,13 +1,16 @@
-"""The ``trainwise`` command line.
+"""The trainwise command line: train PyTorch models under a budget and compare procedures.
 
-    trainwise study CONFIG [--workers N] [--out DIR] [--retry-failed]   run a study grid
-    trainwise train CONFIG [--out DIR] [--resume]                       run one trial
-    trainwise report DIR                                                rebuild a study's report
-    trainwise multisplit CONFIG [--out DIR] [--executor E]              multi-split training with transfer
-    trainwise robust linear [--out DIR] [--seeds ...]                   linear optimisation-bias lab
+    trainwise study CONFIG [--workers N] [--out DIR] [--set K=V] [--dry-run]   run a study grid
+    trainwise train CONFIG [--out DIR] [--resume]                              run one trial
+    trainwise report DIR                                                       rebuild a study's report
+    trainwise multisplit CONFIG [--out DIR] [--executor E]                     multi-split training
+    trainwise robust linear [--out DIR] [--seeds ...]                          linear optimisation-bias lab
+    trainwise list                                                             what a config can name
 
-Bad input (config, data, checkpoint, directory) prints one line and exits with code 2;
-``--debug`` shows the traceback instead.
+Exit codes: 0 done; 2 bad input (config, data, checkpoint, directory, a directory in use), one
+line naming the problem and the fix (--debug shows the traceback); 3 a study finished but some
+trials failed; 130/143 interrupted by SIGINT/SIGTERM (finished trials are stored, running ones
+checkpointed: rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -17,7 +20,18 @@ import json
 import sys
 from pathlib import Path
 
+from . import __version__
 from .errors import TrainwiseError
+from .interrupt import Interrupted
+
+EXAMPLES = """examples:
+  trainwise study examples/quickstart.yaml                       run (or resume) a study
+  trainwise study examples/quickstart.yaml --dry-run             grid size, stored trials, time estimate
+  trainwise study examples/fashion_budget.yaml --workers 2 --set train.epochs=5 --set seeds=[0,1]
+  trainwise train trial.yaml --out runs/a && trainwise train trial.yaml --out runs/a --resume
+  trainwise report studies/quickstart                            rebuild report.md / report.html
+  trainwise list                                                 datasets, models, samplers, augmentations, attacks
+"""
 
 
 def with_limit(cfg, n: int | None):
@@ -35,53 +49,71 @@ def positive_int(v: str) -> int:
 
 def cmd_study(args) -> int:
     from .study.config import StudyConfig, load_config
-    from .study.runner import main_report, run_study
+    from .study.runner import dry_run, run_study
 
-    cfg = with_limit(load_config(args.config, StudyConfig), args.limit_per_class)
+    cfg = with_limit(load_config(args.config, StudyConfig, args.set), args.limit_per_class)
     out = Path(args.out) if args.out else Path("studies") / cfg.name
-    rows = run_study(cfg, out, workers=args.workers, retry_failed=args.retry_failed,
-                     executor=args.executor, address=args.address,
-                     progress=None if sys.stderr.isatty() and not args.no_progress else False)
-    main_report(out, rows, f"trainwise study: {cfg.name}")
-    failed = sum(r["status"] != "done" for r in rows)
+    if args.dry_run:
+        dry_run(cfg, out, workers=args.workers, retry_failed=args.retry_failed)
+        return 0
+    rows = run_study(cfg, out, workers=args.workers, retry_failed=args.retry_failed, executor=args.executor,
+                     address=args.address, progress=False if args.no_progress else None, report=True)
+    failed = [r for r in rows if r["status"] != "done"]
     if failed:
-        print(f"{failed} trial(s) failed; see the report, fix the cause and rerun with --retry-failed")
+        first = (failed[0]["error"] or "").splitlines()[0][:200] if failed[0]["error"] else "no error recorded"
+        print(f"trainwise: {len(failed)} of {len(rows)} trials failed (first: {failed[0]['regimen']} "
+              f"budget={failed[0]['budget']} seed={failed[0]['seed']}: {first}); see the report, fix the "
+              "cause and rerun with --retry-failed", file=sys.stderr)
+        return 3
     return 0
 
 
 def cmd_train(args) -> int:
+    from .lock import DirLock
     from .study.config import TrialConfig, load_config
+    from .data import load_dataset
+    from .study.preflight import preflight
     from .study.runner import ensure_writable
     from .train import CHECKPOINT, train
 
-    cfg = with_limit(load_config(args.config, TrialConfig), args.limit_per_class)
+    cfg = with_limit(load_config(args.config, TrialConfig, args.set), args.limit_per_class)
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.regimen}-{cfg.config_hash()}"
-    if not args.resume and ((out / CHECKPOINT).exists() or (out / "result.json").exists()):
-        raise TrainwiseError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    data = load_dataset(cfg.dataset)
+    cfg.make_budget(data.n_train)
+    preflight([cfg], data)  # a config that cannot train one step: one line, before any file is written
     ensure_writable(out)
-    result = train(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
+    with DirLock(out, f"trainwise train {args.config}"):
+        if not args.resume and ((out / CHECKPOINT).exists() or (out / "result.json").exists()):
+            raise TrainwiseError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        result = train(cfg, out, resume=args.resume, progress=False if args.no_progress else None, data=data)
     print(json.dumps(result, indent=2))
     print(f"run directory: {out}")
     return 0
 
 
 def cmd_report(args) -> int:
+    from .lock import DirLock
     from .study.runner import main_report
-    from .study.store import Store
+    from .study.store import Store, load_study_meta
 
     out = Path(args.dir)
     if not (out / "results.db").is_file():
         raise TrainwiseError(f"{out} has no results.db; pass the directory of a study run by `trainwise study`")
-    ids = None
-    if (out / "study.json").is_file():
-        meta = json.loads((out / "study.json").read_text())
-        ids, title = set(meta["trial_ids"]), meta["name"]
-    else:
-        title = out.name
-    store = Store(out / "results.db")
-    rows = store.rows(ids)
-    store.close()
-    main_report(out, rows, f"trainwise study: {title}")
+    with DirLock(out, f"trainwise report {out}", fix=f"make {out} writable; its report is kept as it is"):
+        ids, title = load_study_meta(out)
+        store = Store.open_existing(out / "results.db")
+        try:
+            rows = store.rows(ids)
+        finally:
+            store.close()
+        main_report(out, rows, f"trainwise study: {title}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .catalog import describe
+
+    print(describe())
     return 0
 
 
@@ -106,11 +138,14 @@ def cmd_multisplit(args) -> int:
     from .study.config import load_config
     from .study.runner import ensure_writable
 
-    cfg = load_config(args.config, MultiSplitConfig)
+    from .lock import DirLock
+
+    cfg = load_config(args.config, MultiSplitConfig, args.set)
     out = Path(args.out) if args.out else Path("studies") / cfg.name
     ensure_writable(out)
-    print(f"multisplit {cfg.name!r}: {len(cfg.arms)} arms x {len(cfg.seeds)} seeds, {args.executor} -> {out}")
-    run_multisplit(cfg, out, executor=args.executor, address=args.address)
+    with DirLock(out, f"trainwise multisplit {args.config}"):
+        print(f"multisplit {cfg.name!r}: {len(cfg.arms)} arms x {len(cfg.seeds)} seeds, {args.executor} -> {out}")
+        run_multisplit(cfg, out, executor=args.executor, address=args.address)
     print((out / "report.md").read_text())
     return 0
 
@@ -119,11 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     common.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
-    p = argparse.ArgumentParser(prog="trainwise", description=__doc__.split("\n\n")[0], parents=[common])
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a config setting by its dotted path, e.g. --set train.epochs=5 "
+                                "(repeatable; validated like the YAML)")
+    raw = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="trainwise", description=__doc__, epilog=EXAMPLES,
+                                formatter_class=raw, parents=[common])
+    p.add_argument("--version", action="version", version=f"trainwise {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("study", parents=[common], help="run every trial of a study config")
+    s = sub.add_parser("study", parents=[common, overrides], help="run every trial of a study config",
+                       description="Run (or resume) every trial of a study grid: regimens x budgets x seeds. "
+                                   "Stored trials are skipped; rerunning the same command resumes.",
+                       epilog=EXAMPLES, formatter_class=raw)
     s.add_argument("config")
+    s.add_argument("--dry-run", action="store_true",
+                   help="print the grid, the trials stored and to run, and a time estimate; run nothing")
     s.add_argument("--out", help="study directory (default studies/<name>)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in-process)")
     s.add_argument("--executor", choices=["local", "processes", "ray"], default="local")
@@ -133,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep N training samples per class (overrides dataset.limit_per_class)")
     s.set_defaults(fn=cmd_study)
 
-    t = sub.add_parser("train", parents=[common], help="run one trial config")
+    t = sub.add_parser("train", parents=[common, overrides], help="run one trial config")
     t.add_argument("config")
     t.add_argument("--out", help="run directory (default runs/<regimen>-<hash>)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
@@ -145,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("dir")
     r.set_defaults(fn=cmd_report)
 
-    m = sub.add_parser("multisplit", parents=[common], help="K-split training with knowledge transfer (every arm x seed)")
+    m = sub.add_parser("multisplit", parents=[common, overrides], help="K-split training with knowledge transfer (every arm x seed)")
     m.add_argument("config")
     m.add_argument("--out", help="output directory (default studies/<name>)")
     m.add_argument("--executor", choices=["inprocess", "processes", "ray"], default="inprocess",
@@ -163,24 +210,39 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--iters", type=int, default=20000, help="iterations per trainer")
     rl.add_argument("--lams", type=float, nargs="+", default=[1e-4, 1e-8], help="penalty weights")
     rl.set_defaults(fn=cmd_robust_linear)
+
+    ls = sub.add_parser("list", parents=[common], help="datasets, models, samplers, augmentations and attacks, "
+                                                        "with their settings and defaults")
+    ls.set_defaults(fn=cmd_list)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import interrupt
+
     args = build_parser().parse_args(argv)
     if getattr(args, "workers", 1) < 1:
         print("trainwise: error: --workers must be at least 1", file=sys.stderr)
         return 2
+    interrupt.reset()
+    restore = interrupt.install()  # Ctrl-C / SIGTERM: checkpoint, store, stop (a second Ctrl-C: at once)
     try:
         return args.fn(args)
     except TrainwiseError as e:
         if args.debug:
             raise
-        print(f"trainwise: error: {e}", file=sys.stderr)
+        print(f"trainwise: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        if not getattr(e, "reported", False):
+            print(f"trainwise: interrupted ({e}); progress is checkpointed: rerun the same command to resume",
+                  file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("trainwise: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -201,3 +201,20 @@ def test_cli_runs_arms_by_seeds_and_rejects_bad_config(tmp_path, capsys):
     assert main(["multisplit", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "transfer needs k >= 2" in err[0]
+
+
+def test_multisplit_on_an_unreachable_ray_address_is_one_line_not_a_hang(tmp_path, capsys, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TRAINWISE_RAY_CONNECT_TIMEOUT", "2")
+    cfg = dict(name="m", dataset={"name": "synthetic", "synthetic": {"n_train": 64, "n_test": 32, "size": 8}},
+               model={"name": "linear"}, train={"epochs": 1, "batch_size": 16, "threads": 1},
+               arms=[{"name": "two", "k": 2, "transfer": "greedy"}])
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    t0 = time.monotonic()
+    code = main(["multisplit", str(path), "--out", str(tmp_path / "out"), "--executor", "ray",
+                 "--address", "127.0.0.1:1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "127.0.0.1:1" in err, err
+    assert time.monotonic() - t0 < 30

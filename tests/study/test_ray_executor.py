@@ -1,6 +1,8 @@
 """The Ray executor on a real local Ray instance (2 CPUs, shared by the tests of this module).
 
 Ray is a dev dependency: without it these tests fail (on import), they are never skipped.
+The tests that start their own Ray in a subprocess come first, before the module's session
+exists, so that two Ray instances never share this machine's two cores.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,10 +20,11 @@ from pathlib import Path
 import pytest
 import ray
 import torch
+import yaml
 
 from trainwise.errors import TrainwiseError
 from trainwise.study.config import StudyConfig
-from trainwise.study.ray_executor import INSTALL_HINT, RayExecutor
+from trainwise.study.ray_executor import CONNECT_TIMEOUT_ENV, INSTALL_HINT, RayExecutor
 from trainwise.study.runner import run_study
 from helpers import stored_rows
 
@@ -30,7 +36,91 @@ BASE = dict(
     train={"epochs": 4, "batch_size": 32, "threads": 1, "checkpoint_every": 20},
     seeds=[0, 1, 2, 3],
 )
-TIMING = {"wall_time", "time_to_target"}
+TIMING = {"wall_time", "cpu_time", "time_to_target"}
+
+
+def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the driver exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def stored(out: Path) -> dict[str, str]:
+    db = out / "results.db"
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        return dict(con.execute("SELECT trial_id, status FROM trials"))
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+
+
+def cli(tmp_path: Path, study: dict, *args: str) -> tuple[list[str], Path]:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = tmp_path / "out"
+    return [sys.executable, "-m", "trainwise.cli", "study", str(path), "--out", str(out), "--no-progress", *args], out
+
+
+def test_ctrl_c_stops_a_ray_study_and_its_ray_within_seconds(tmp_path):
+    """The driver starts its own Ray; Ctrl-C (SIGINT to the whole process group, Ray's processes
+    included): finished trials stored, running ones checkpointed, Ray shut down, no traceback."""
+    study = {**BASE, "dataset": {"name": "synthetic", "synthetic": {"n_train": 2048, "n_test": 64, "size": 8}},
+             "seeds": [0, 1], "budgets": [0.02, 1.0], "train": {**BASE["train"], "epochs": 300}}
+    trials = StudyConfig(**study).trials()
+    short = [t.config_hash() for t in trials if t.budget == 0.02]
+    long = [t.config_hash() for t in trials if t.budget == 1.0]
+    cmd, out = cli(tmp_path, study, "--executor", "ray", "--workers", "2")
+    proc = subprocess.Popen(cmd, stdout=open(tmp_path / "stdout.txt", "w"), stderr=open(tmp_path / "stderr.txt", "w"),
+                            start_new_session=True)
+    try:
+        wait_for(lambda: stored(out) == {t: "done" for t in short}
+                 and all((out / "trials" / t / "checkpoint.pt").exists() for t in long),
+                 120, "the short trials stored and the long ones checkpointed", proc)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(20)
+        print(f"the Ray driver exited {time.monotonic() - t0:.1f}s after Ctrl-C")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = (tmp_path / "stderr.txt").read_text()
+    assert rc == 130, err
+    assert "Traceback" not in err + (tmp_path / "stdout.txt").read_text()
+    assert stored(out) == {t: "done" for t in short}
+    for t in long:
+        assert (out / "trials" / t / "checkpoint.pt").exists() and not (out / "trials" / t / "result.json").exists()
+
+
+def test_unreachable_address_fails_within_the_connect_timeout(tmp_path, monkeypatch):
+    # in this process: the TCP check refuses before ray.init is ever called
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    ex = RayExecutor(2, "127.0.0.1:1", connect_timeout=2)
+    t0 = time.monotonic()
+    with pytest.raises(TrainwiseError) as e:
+        list(ex.run([("t", {}, str(tmp_path / "t"))]))
+    assert time.monotonic() - t0 < 5
+    msg = str(e.value)
+    assert "\n" not in msg and "127.0.0.1:1" in msg and "--address" in msg and CONNECT_TIMEOUT_ENV in msg
+    # the command line: one line, exit 2, seconds rather than Ray's minutes of retries
+    monkeypatch.setenv(CONNECT_TIMEOUT_ENV, "1.5")
+    assert RayExecutor(2, "127.0.0.1:1").connect_timeout == 1.5
+    cmd, _ = cli(tmp_path, BASE, "--executor", "ray", "--address", "127.0.0.1:1")
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("trainwise:")]
+    assert len(lines) == 1 and "cannot reach the Ray cluster at 127.0.0.1:1" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and took < 30, took
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +152,23 @@ def test_ray_study_matches_local_executor(ray_session, local_rows, tmp_path):
     assert ray.is_initialized()
     pids = {json.loads(p.read_text().splitlines()[0])["pid"] for p in tmp_path.glob("trials/*/attempts.jsonl")}
     assert os.getpid() not in pids and len(pids) >= 1
+
+
+def test_ray_tasks_report_progress_while_they_run(ray_session, tmp_path):
+    study = {**BASE, "seeds": [0, 1], "train": {**BASE["train"], "epochs": 80}}
+    jobs = [(t.config_hash(), t.model_dump(mode="json"), str(tmp_path / t.config_hash()))
+            for t in StudyConfig(**study).trials()]
+    log: list[tuple] = []
+    for outcome in RayExecutor(2).run(jobs, on_progress=lambda *e: log.append(("progress", *e))):
+        log.append(("outcome", outcome[0], outcome[1]))
+    total = 80 * 32
+    for tid, _, _ in jobs:
+        mine = [e for e in log if e[1] == tid]
+        assert mine[-1] == ("outcome", tid, "done")
+        steps = [e[2] for e in mine[:-1]]
+        assert steps[0] == 0 and steps[-1] == total and steps == sorted(steps)
+        assert any(0 < s < total for s in steps), steps
+    assert ray.is_initialized()  # the fixture's session is left running
 
 
 def kill_one_running_trial(trials: Path, killed: dict, stop: threading.Event) -> None:

@@ -117,7 +117,7 @@ class RayPool:
     name = "ray"
 
     def __init__(self, inits: list[tuple], address: str | None = None):
-        from ..study.ray_executor import _import_ray
+        from ..study.ray_executor import _import_ray, connect, connect_timeout_default
 
         ray = self.ray = _import_ray()
         self.owned = False
@@ -128,7 +128,7 @@ class RayPool:
 
             kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
             if address:
-                ray.init(address=address, **kw)
+                connect(ray, address, connect_timeout_default(), **kw)  # one line, not a long hang
             else:
                 ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(), **kw)
             self.owned = True

@@ -1,20 +1,32 @@
 """Run a study's trials as Ray tasks, on this machine or on a Ray cluster.
 
-``RayExecutor(workers, address).run(jobs)`` yields ``(trial_id, status, metrics, error)``
-exactly like ``LocalExecutor`` and ``ProcessExecutor``: each trial is one Ray task that
-calls ``run_trial(config, run_dir)``, and only the driver writes the study database.
+``RayExecutor(workers, address).run(jobs, on_progress=None)`` yields
+``(trial_id, status, metrics, error)`` exactly like ``LocalExecutor`` and ``ProcessExecutor``:
+each trial is one Ray task that calls ``run_trial(config, run_dir)``, and only the driver
+writes the study database. With ``on_progress``, tasks report ``(trial_id, step, total)``
+(at most twice a second per trial, and the last step) to a small queue actor the driver polls.
 
 - No ``address``: a private local Ray instance starts with this machine's CPUs (and GPUs),
   no dashboard, and is shut down when the study ends. If Ray is already initialised in
   this process (a notebook, a test fixture), that session is used and left running.
-- ``address`` (``ray://host:10001`` or ``auto``): joins an existing cluster; trial run
-  directories must then be on a filesystem the workers share with the driver, because a
-  trial checkpoints to, and resumes from, its ``trials/<id>/`` directory.
+- ``address`` (``host:6379``, ``ray://host:10001`` or ``auto``): joins an existing cluster;
+  trial run directories must then be on a filesystem the workers share with the driver,
+  because a trial checkpoints to, and resumes from, its ``trials/<id>/`` directory. An
+  address that does not accept a TCP connection, or a ``ray.init`` that does not finish,
+  within ``connect_timeout`` seconds (default 30, or ``TRAINWISE_RAY_CONNECT_TIMEOUT``) is a
+  one-line ``TrainwiseError`` (Ray itself retries an unreachable address for many minutes).
 
 Resources: like ``ProcessExecutor``, ``workers`` is the number of trials run at once; each
 trial asks Ray for ``cores // workers`` CPUs (at least 1, at most the largest node's) and
 uses that many torch threads. On a GPU node a trial with ``train.device`` cuda/auto asks
 for one GPU.
+
+Stopping: SIGINT or SIGTERM to the driver (``trainwise.interrupt``) cancels the trials not
+started yet and asks the running ones to stop (``ray.cancel(force=False)``, which the task
+turns into an interruption: the trial checkpoints at its next step); the executor yields the
+outcomes that finished, force-cancels what still runs ``stop_grace`` seconds later, shuts
+down the Ray session it started, and raises ``Interrupted``. Interrupted trials are no
+outcomes: running the study again resumes them from their checkpoints.
 
 Worker death: a trial's task is retried once by Ray (``max_retries=1``, system failures
 only: a killed or crashed worker process or a lost node; Python exceptions are caught in
@@ -26,17 +38,25 @@ failed with the Ray error, and the rest of the study goes on. Each attempt appen
 
 from __future__ import annotations
 
-import json
+import logging
 import os
+import signal
 import socket
+import threading
 import time
 from typing import Iterable, Iterator
 
+from .. import interrupt
 from ..errors import TrainwiseError
-from .executors import Job, Outcome, _safe_run
+from ..interrupt import Interrupted
+from .executors import (PROGRESS_INTERVAL_S, STOP_GRACE_S, STOP_SIGNALS, Job, Outcome, ProgressFn, _safe_run,
+                        record_attempt, stop_on_signals)
 
 INSTALL_HINT = "--executor ray needs Ray, an optional extra: pip install 'trainwise[ray]'"
 MAX_RETRIES = 1
+CONNECT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_ENV = "TRAINWISE_RAY_CONNECT_TIMEOUT"
+INTERRUPTED = "interrupted"  # the status a task returns when a stop request ended it (never stored)
 
 
 def _import_ray():
@@ -47,32 +67,133 @@ def _import_ray():
     return ray
 
 
-def _ray_trial(trial_id: str, config: dict, run_dir: str, threads: int) -> Outcome:
-    """The body of one Ray task (runs in a Ray worker process)."""
+def _ray_trial(trial_id: str, config: dict, run_dir: str, threads: int, progress=None) -> Outcome:
+    """The body of one Ray task (runs in a Ray worker process, whose main thread runs tasks)."""
     import torch
 
-    from ..io import atomic_write_text
-
     torch.set_num_threads(threads)
-    log = os.path.join(run_dir, "attempts.jsonl")
-    prev = open(log).read() if os.path.exists(log) else ""
-    attempt = dict(host=socket.gethostname(), pid=os.getpid(), time=time.time())
-    atomic_write_text(log, prev + json.dumps(attempt) + "\n")
-    return _safe_run(trial_id, config, run_dir, False)
+    try:
+        record_attempt(run_dir)
+    except OSError:  # the trial reports an unwritable run directory itself
+        pass
+    on_step = None
+    if progress is not None:  # a ray.util.queue.Queue the driver polls
+        last = [0.0]
+
+        def on_step(step: int, total: int) -> None:
+            now = time.monotonic()
+            if step >= total or now - last[0] >= PROGRESS_INTERVAL_S:
+                last[0] = now
+                try:
+                    progress.put_nowait((trial_id, step, total))
+                except Exception:  # progress is a display: never fail a trial over it
+                    pass
+
+    # ray.cancel(force=False) interrupts the task as a SIGINT would: route that to the flag the
+    # training loop checks, so the trial checkpoints at its next step (a worker runs many tasks:
+    # start each with the flag clear, and leave the worker's handlers as they were)
+    main = threading.current_thread() is threading.main_thread()
+    restore = interrupt.install((signal.SIGINT,)) if main else None
+    interrupt.reset()
+    try:
+        return _safe_run(trial_id, config, run_dir, False, on_step)
+    except (Interrupted, KeyboardInterrupt):
+        return trial_id, INTERRUPTED, None, None
+    finally:
+        if restore is not None:
+            restore()
+        interrupt.reset()
 
 
 def _wants_gpu(config: dict) -> bool:
     return str(config.get("train", {}).get("device", "cpu")).split(":")[0] in ("cuda", "auto")
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for ``auto`` and the like."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.split("/", 1)[0].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+class _DropNotMainThreadWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not the main thread" not in record.getMessage()
+
+
+def connect_timeout_default() -> float:
+    raw = os.environ.get(CONNECT_TIMEOUT_ENV)
+    if raw is None:
+        return CONNECT_TIMEOUT_S
+    try:
+        value = float(raw)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        raise TrainwiseError(f"{CONNECT_TIMEOUT_ENV}={raw!r} is not a positive number of seconds") from None
+    return value
+
+
+def unreachable(address: str, why: str) -> TrainwiseError:
+    return TrainwiseError(
+        f"cannot reach the Ray cluster at {address} ({why}); check --address (host:6379 for the cluster's "
+        f"GCS, ray://host:10001 for Ray Client, or auto), that the cluster is up and that this machine can "
+        f"reach it ({CONNECT_TIMEOUT_ENV} sets how long to wait)")
+
+
+def connect(ray, address: str, timeout: float, **kw) -> None:
+    """``ray.init(address=address, **kw)`` within ``timeout`` seconds, or a one-line ``TrainwiseError``:
+    first a TCP connection to the address (when it names host:port), then ``ray.init`` in a helper
+    thread, since Ray retries an unreachable address for many minutes. (A local Ray must not be
+    started this way: its processes die with the thread that started them.)"""
+    hp = _host_port(address)
+    if hp is not None:
+        try:
+            socket.create_connection(hp, timeout=timeout).close()
+        except socket.timeout:
+            raise unreachable(address, f"no answer within {timeout:g}s") from None
+        except OSError as e:
+            raise unreachable(address, e.strerror or type(e).__name__) from None
+    box: dict = {}
+
+    def init() -> None:
+        try:
+            ray.init(address=address, **kw)
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    quiet = _DropNotMainThreadWarning()  # ray.init warns that it sets no SIGTERM handler off the main thread
+    log = logging.getLogger("ray._private.worker")
+    log.addFilter(quiet)
+    try:
+        t = threading.Thread(target=init, name="trainwise-ray-init", daemon=True)
+        t.start()
+        t.join(timeout)
+    finally:
+        log.removeFilter(quiet)
+    if t.is_alive():
+        raise unreachable(address, f"ray.init did not finish within {timeout:g}s")
+    if "error" in box:
+        e = box["error"]
+        if isinstance(e, KeyboardInterrupt):
+            raise e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise unreachable(address, f"{type(e).__name__}: {first}"[:300]) from None
+
+
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, workers: int = 1, address: str | None = None, max_retries: int = MAX_RETRIES):
+    def __init__(self, workers: int = 1, address: str | None = None, max_retries: int = MAX_RETRIES,
+                 connect_timeout: float | None = None, stop_grace: float = STOP_GRACE_S):
         self.ray = _import_ray()
         self.workers = max(1, workers)
         self.address = address
         self.max_retries = max_retries
+        self.connect_timeout = connect_timeout if connect_timeout is not None else connect_timeout_default()
+        self.stop_grace = stop_grace
 
     def _start(self) -> bool:
         """Connect to (or start) Ray; return True when this executor owns the session."""
@@ -80,16 +201,13 @@ class RayExecutor:
         if ray.is_initialized():
             return False
         kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        try:
-            if self.address:
-                ray.init(address=self.address, **kw)
-            else:
-                import torch
+        if self.address:
+            connect(ray, self.address, self.connect_timeout, **kw)
+        else:
+            import torch
 
-                ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(), **kw)
-        except ConnectionError as e:
-            raise TrainwiseError(f"cannot reach the Ray cluster at {self.address!r} ({e}); "
-                                 "check --address (ray://host:10001 or auto) and that the cluster is up") from None
+            # in this thread: Ray's local processes die with the thread that started them
+            ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(), **kw)
         return True
 
     def _cpus_per_trial(self) -> int:
@@ -98,36 +216,105 @@ class RayExecutor:
         largest = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1)
         return max(1, min(largest, total // self.workers))
 
-    def run(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
+    def run(self, jobs: Iterable[Job], on_progress: ProgressFn | None = None) -> Iterator[Outcome]:
         jobs = list(jobs)
         if not jobs:
             return
-        ray = self.ray
+        main = threading.current_thread() is threading.main_thread()
+        handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS} if main else {}
         owned = self._start()
+        queue = None
         try:
-            cpus = self._cpus_per_trial()
-            gpus = int(ray.cluster_resources().get("GPU", 0))
-            task = ray.remote(_ray_trial)
-            refs = {}
-            for tid, cfg, rd in jobs:
-                os.makedirs(rd, exist_ok=True)
-                opts = dict(num_cpus=cpus, max_retries=self.max_retries, retry_exceptions=False,
-                            name=f"trial-{tid}")
-                if gpus and _wants_gpu(cfg):
-                    opts["num_gpus"] = 1
-                refs[task.options(**opts).remote(tid, cfg, rd, cpus)] = tid
-            pending = list(refs)
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                ref = done[0]
-                try:
-                    yield ray.get(ref)
-                except ray.exceptions.RayError as e:  # the worker (or its node) died, retries spent
-                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    yield refs[ref], "failed", None, f"worker died: {type(e).__name__}: {first}"
+            if on_progress is not None:
+                from ray.util.queue import Queue
+
+                queue = Queue(actor_options={"num_cpus": 0})
+            with stop_on_signals():  # after ray.init, which sets a SIGTERM handler of its own
+                yield from self._run(jobs, on_progress, queue)
         finally:
+            if queue is not None:
+                try:
+                    queue.shutdown(force=True)
+                except Exception:
+                    pass
             if owned:
-                ray.shutdown()
+                self.ray.shutdown()
+                for s, h in handlers.items():  # the handlers from before ray.init
+                    if h is not None:
+                        signal.signal(s, h)
+
+    def _run(self, jobs: list[Job], on_progress: ProgressFn | None, queue) -> Iterator[Outcome]:
+        ray = self.ray
+        cpus = self._cpus_per_trial()
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        task = ray.remote(_ray_trial)
+        refs = {}
+        for tid, cfg, rd in jobs:
+            os.makedirs(rd, exist_ok=True)
+            opts = dict(num_cpus=cpus, max_retries=self.max_retries, retry_exceptions=False,
+                        name=f"trial-{tid}")
+            if gpus and _wants_gpu(cfg):
+                opts["num_gpus"] = 1
+            refs[task.options(**opts).remote(tid, cfg, rd, cpus, queue)] = tid
+        pending = list(refs)
+        stop: int | None = None
+        deadline = 0.0
+        try:
+            while pending:
+                if stop is None and interrupt.requested():
+                    stop, deadline = interrupt.signum(), time.monotonic() + self.stop_grace
+                    for ref in pending:  # not started: dropped; running: checkpoint and stop
+                        ray.cancel(ref, force=False)
+                elif stop is not None and time.monotonic() > deadline:
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    pending = []
+                    break
+                done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+                self._poll(queue, on_progress)
+                for ref in done:
+                    outcome = self._outcome(ref, refs[ref], stop is not None)
+                    if outcome is not None:
+                        yield outcome
+            self._poll(queue, on_progress)
+        except BaseException as e:  # an error, the caller gave up, or a second Ctrl-C: stop the tasks left
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=isinstance(e, KeyboardInterrupt))
+                except Exception:
+                    pass
+            raise
+        if stop is not None:
+            raise Interrupted(stop)
+
+    def _outcome(self, ref, tid: str, stopping: bool) -> Outcome | None:
+        """The outcome of a finished task; None for a cancelled or interrupted one (no outcome)."""
+        ray = self.ray
+        try:
+            outcome = ray.get(ref)
+        except ray.exceptions.TaskCancelledError:
+            return None
+        except ray.exceptions.RayError as e:  # the worker (or its node) died, retries spent
+            if stopping:
+                return None
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            return tid, "failed", None, f"worker died: {type(e).__name__}: {first}"
+        if outcome[1] == INTERRUPTED:
+            if not interrupt.requested():  # stopped from outside the driver: stop the study
+                interrupt.request(signal.SIGTERM)
+            return None
+        return outcome
+
+    def _poll(self, queue, on_progress: ProgressFn | None) -> None:
+        if queue is None or on_progress is None:
+            return
+        try:
+            n = queue.qsize()
+            items = queue.get_nowait_batch(n) if n else []
+        except Exception:  # the queue actor is gone: no more progress, the study goes on
+            return
+        for tid, step, total in items:
+            on_progress(tid, step, total)
 
 
-__all__ = ["RayExecutor", "INSTALL_HINT"]
+__all__ = ["RayExecutor", "INSTALL_HINT", "CONNECT_TIMEOUT_ENV", "connect", "connect_timeout_default"]

@@ -3,6 +3,7 @@ executor, store each row as it arrives, and write the report.
 
 Layout of a study directory::
 
+    .trainwise.lock     held by the one trainwise process working here (see lock.py)
     results.db          one row per trial (see store.py)
     study.json          the config and the trial ids of the latest invocation
     trials/<id>/        checkpoint.pt, metrics.jsonl, model.pt, result.json per trial
@@ -13,14 +14,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from ..data import load_dataset
 from ..errors import TrainwiseError
-from ..io import atomic_write_text
+from ..interrupt import Interrupted
+from ..io import atomic_write_text, remove_stale_tmp
+from ..lock import DirLock
 from .config import StudyConfig, TrialConfig
 from .executors import LocalExecutor, ProcessExecutor
+from .progress import StudyProgress, format_duration
 from .store import Store
 
 
@@ -37,11 +42,16 @@ def ensure_writable(path: Path) -> None:
         ) from None
 
 
-def check_inputs(cfg: StudyConfig, trials: list[TrialConfig]) -> None:
-    """Fail before any trial runs if the data are missing or a budget is impossible."""
+def check_inputs(cfg: StudyConfig, trials: list[TrialConfig]) -> dict[str, int]:
+    """Fail before any trial runs if the data are missing, a budget is impossible, or a regimen's
+    model, sampler or transform cannot be built and stepped on a real batch. Returns every trial's
+    planned optimizer steps."""
+    from .preflight import preflight
+
     data = load_dataset(cfg.dataset)
-    for t in trials:
-        t.make_budget(data.n_train)
+    planned = {t.config_hash(): t.make_budget(data.n_train).total_steps for t in trials}
+    preflight(trials, data)
+    return planned
 
 
 def make_executor(name: str, workers: int, progress: bool | None = None, address: str | None = None):
@@ -56,16 +66,34 @@ def make_executor(name: str, workers: int, progress: bool | None = None, address
 
 def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = False,
               executor: str = "local", address: str | None = None, progress: bool | None = None,
-              echo=print) -> list[dict]:
+              echo=print, report: bool = False) -> list[dict]:
+    """Run the study's missing trials into ``out`` and return every trial's row; with ``report``
+    also write report.md/html, under the same lock.
+
+    The inputs are checked (``check_inputs``) before anything is written. ``progress``: None or
+    True draws live bars on a terminal; False prints a line per trial. On SIGINT/SIGTERM
+    (``trainwise.interrupt``) every finished trial is stored, running ones checkpoint, and
+    ``Interrupted`` propagates."""
     trials = cfg.trials()
-    ex = make_executor(executor, workers, progress, address)  # fails early if e.g. Ray is missing
+    ex = make_executor(executor, workers, False, address)  # fails early if e.g. Ray is missing
+    planned = check_inputs(cfg, trials)
     ensure_writable(out)
-    check_inputs(cfg, trials)
-    store = Store(out / "results.db")
+    with DirLock(out, f"trainwise study {cfg.name}"):
+        remove_stale_tmp(out)
+        store = Store(out / "results.db")
+        try:
+            rows = _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, echo)
+        finally:
+            store.close()
+        if report:
+            main_report(out, rows, f"trainwise study: {cfg.name}", echo)
+    return rows
+
+
+def _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, echo) -> list[dict]:
     ids = [t.config_hash() for t in trials]
     atomic_write_text(out / "study.json", json.dumps(
         {"name": cfg.name, "config": cfg.model_dump(mode="json"), "trial_ids": ids}, indent=2))
-
     jobs = []
     for t, tid in zip(trials, ids):
         status = store.status(tid)
@@ -76,26 +104,80 @@ def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool 
     echo(f"study {cfg.name!r}: {len(trials)} trials, {skipped} already stored, {len(jobs)} to run -> {out}")
 
     by_id = {tid: t for t, tid in zip(trials, ids)}
+    live = progress is not False and sys.stderr.isatty()
+    bars = StudyProgress({tid: planned[tid] for tid, _, _ in jobs},
+                         {tid: f"{by_id[tid].regimen} b={by_id[tid].budget} seed={by_id[tid].seed}" for tid, _, _ in jobs},
+                         live)
+    stored = 0
     try:
-        for i, (tid, status, metrics, error) in enumerate(ex.run(jobs), 1):
+        for tid, status, metrics, error in ex.run(jobs, on_progress=bars.progress):
             t = by_id[tid]
             store.put(tid, t.model_dump(mode="json"), status, metrics, error)
-            what = (f"test_acc {metrics['test_acc']:.4f} in {metrics['wall_time']:.1f}s" if metrics
-                    else f"FAILED: {error.splitlines()[0]}")
-            echo(f"  [{i}/{len(jobs)}] {t.regimen} budget={t.budget} seed={t.seed}: {what}")
-        rows = store.rows(set(ids))
+            stored += 1
+            bars.done(tid)
+            what = (f"test_acc {metrics['test_acc']:.4f} in {metrics['wall_time']:.1f}s "
+                    f"(cpu {metrics.get('cpu_time', float('nan')):.1f}s)" if metrics
+                    else f"FAILED: {error.splitlines()[0] if error else 'no error recorded'}")
+            eta = f"; ETA {format_duration(bars.eta())}" if stored < len(jobs) else ""
+            echo(f"  [{stored}/{len(jobs)}] {t.regimen} budget={t.budget} seed={t.seed}: {what}{eta}")
+    except Interrupted as e:
+        bars.close()
+        echo(f"interrupted ({e}): {stored} of {len(jobs)} trials finished and stored, running trials "
+             "checkpointed; rerun the same command to resume")
+        e.reported = True
+        raise
     finally:
+        bars.close()
+    return store.rows(set(ids))
+
+
+def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = False, steps: int = 6,
+            echo=print) -> dict:
+    """What ``run_study`` would do, without writing anything: grid size, trials stored and to run,
+    and the time to run them, from ``steps`` timed optimizer steps of each regimen's first trial
+    (training steps only: evaluation and start-up come on top)."""
+    import statistics
+    import time
+
+    from ..train import train
+
+    trials = cfg.trials()
+    planned = check_inputs(cfg, trials)
+    data = load_dataset(cfg.dataset)
+    status = {}
+    if (out / "results.db").is_file():
+        store = Store.open_existing(out / "results.db")
+        status = {t.config_hash(): store.status(t.config_hash()) for t in trials}
         store.close()
-    return rows
+    todo = [t for t in trials if not (status.get(t.config_hash()) == "done"
+                                      or (status.get(t.config_hash()) == "failed" and not retry_failed))]
+    per_step: dict[str, float] = {}
+    for t in todo:
+        if t.regimen in per_step:
+            continue
+        stamps: list[float] = []
+        train(t, None, progress=False, data=data, until=steps, on_step=lambda *_: stamps.append(time.perf_counter()))
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        per_step[t.regimen] = statistics.median(gaps) if gaps else 0.0
+    seconds = sum(planned[t.config_hash()] * per_step[t.regimen] for t in todo) / max(1, min(workers, len(todo)))
+    echo(f"study {cfg.name!r}: {len(cfg.regimen_list())} regimens x {len(cfg.budgets)} budgets x "
+         f"{len(cfg.seeds)} seeds = {len(trials)} trials; {len(trials) - len(todo)} stored, {len(todo)} to run")
+    for reg, sec in per_step.items():
+        echo(f"  {reg}: {sec * 1000:.1f} ms per step (median of {steps - 1} timed steps)")
+    echo(f"estimated training time with {workers} worker(s): {format_duration(seconds)} "
+         "(optimizer steps only; evaluation and start-up come on top)")
+    return dict(trials=len(trials), stored=len(trials) - len(todo), to_run=len(todo), seconds=seconds,
+                per_step=per_step)
 
 
 def main_report(out: Path, rows: list[dict], title: str, echo=print) -> Path:
     from .report import console_table, write_report
 
+    with DirLock(out, f"trainwise report {out}", fix=f"make {out} writable; its report is kept as it is"):
+        html = write_report(out, rows, title, echo=echo)
     echo(console_table(rows))
-    html = write_report(out, rows, title)
     echo(f"report: {html}")
     return html
 
 
-__all__ = ["run_study", "ensure_writable", "check_inputs", "main_report"]
+__all__ = ["run_study", "dry_run", "ensure_writable", "check_inputs", "main_report"]
