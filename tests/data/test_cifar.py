@@ -89,9 +89,9 @@ def check(data, name: str) -> None:
     test = pickle.loads(raw[f"{spec.folder}/{spec.test}"], encoding="bytes")
     assert data.name == name and data.num_classes == spec.num_classes
     assert data.x_train.shape == (N_TRAIN[name], 3, 32, 32) and data.x_test.shape == (N_TEST, 3, 32, 32)
-    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
-    expected = first[b"data"][0].reshape(3, 32, 32).astype(np.float32) / 255
-    np.testing.assert_allclose(data.x_train[0].numpy(), expected, rtol=1e-6)
+    assert data.x_train.dtype == torch.uint8 and data.y_train.dtype == torch.int64  # as_float: / 255
+    np.testing.assert_array_equal(data.x_train[0].numpy(), first[b"data"][0].reshape(3, 32, 32))
+    assert len(data.classes) == spec.num_classes
     assert data.y_test.tolist() == list(test[spec.label_key])
     assert data.y_train[: len(first[spec.label_key])].tolist() == list(first[spec.label_key])
 

@@ -32,3 +32,13 @@ def test_limit_per_class_is_stratified_and_seeded():
     assert torch.equal(torch.bincount(a.y_train), torch.tensor([10, 10, 10]))
     assert torch.equal(a.x_train, limit_per_class(d, 10, seed=1).x_train)
     assert not torch.equal(a.x_train, limit_per_class(d, 10, seed=2).x_train)
+
+
+def test_class_names_survive_limit_and_split():
+    from dataclasses import replace
+
+    d = replace(make_synthetic(n_train=300, n_test=30, num_classes=3), classes=["a", "b", "c"])
+    assert limit_per_class(d, 10, seed=1).classes == ["a", "b", "c"]
+    assert split_validation(d, 0.2, seed=0).classes == ["a", "b", "c"]
+    assert d.to("cpu").classes == ["a", "b", "c"]
+    assert load_digits().classes == [str(i) for i in range(10)] and make_synthetic().classes is None

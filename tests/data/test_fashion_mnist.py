@@ -59,11 +59,10 @@ def test_load_from_data_dir(tmp_path):
     data = fm.load_fashion_mnist(data_dir=str(d))
     assert data.name == "fashion-mnist" and data.num_classes == 10
     assert data.x_train.shape == (20, 1, 28, 28) and data.x_test.shape == (10, 1, 28, 28)
-    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
-    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert data.x_train.dtype == torch.uint8 and data.y_train.dtype == torch.int64  # as_float: / 255
     rng = np.random.default_rng(0)
-    expected = rng.integers(0, 256, (20, 28, 28)).astype(np.float32) / 255
-    np.testing.assert_allclose(data.x_train[:, 0].numpy(), expected, rtol=1e-6)
+    np.testing.assert_array_equal(data.x_train[:, 0].numpy(), rng.integers(0, 256, (20, 28, 28)))
+    assert data.classes[0] == "T-shirt/top" and len(data.classes) == 10
     assert data.y_train.tolist() == [i % 10 for i in range(20)]
 
 

@@ -65,6 +65,20 @@ SPECS = {
     "cifar100": _Spec("cifar-100-python", "cifar-100-python.tar.gz", ("train",), "test", b"fine_labels", 100),
 }
 
+# Class names by label: CIFAR-10's batches.meta ``label_names`` and CIFAR-100's meta ``fine_label_names``.
+CLASSES = {
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    "cifar100": (
+        "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
+        "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
+        "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
+        "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
+        "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
+        "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
+        "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+    ).split(),
+}
+
 # SHA-256 of the official archives (the ones Keras pins; torchvision pins their MD5s
 # c58f30108f718f92721af3b95e74349a and eb9058c3a382ffc7106e4002c42a8d85).
 SHA256 = {
@@ -317,7 +331,7 @@ def _batch(read: _Reader, where: str, name: str, spec: _Spec) -> tuple[np.ndarra
 
 def _tensors(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
     data = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32)
-    x = torch.from_numpy(data).to(torch.float32).div_(255.0)
+    x = torch.from_numpy(data)  # uint8; as_float gives the [0, 1] input
     return x, torch.from_numpy(np.concatenate([p[1] for p in parts]))
 
 
@@ -327,7 +341,8 @@ def load_cifar(
     download: bool = False,
     base_url: str | None = None,
 ) -> TensorData:
-    """Load CIFAR-10 (``"cifar10"``) or CIFAR-100 (``"cifar100"``, fine labels) as (N, 3, 32, 32) in [0, 1]."""
+    """Load CIFAR-10 (``"cifar10"``) or CIFAR-100 (``"cifar100"``, fine labels) as (N, 3, 32, 32) uint8
+    images (``as_float``: [0, 1]) and int64 labels."""
     if name not in SPECS:
         raise DataError(f"unknown CIFAR variant {name!r}; use 'cifar10' or 'cifar100'")
     spec = SPECS[name]
@@ -353,4 +368,5 @@ def load_cifar(
         x_test=x_test,
         y_test=y_test,
         num_classes=spec.num_classes,
+        classes=list(CLASSES[name]),
     )

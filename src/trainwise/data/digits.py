@@ -27,4 +27,5 @@ def load_digits() -> TensorData:
         x_test=torch.from_numpy(np.ascontiguousarray(x_te)),
         y_test=torch.from_numpy(y_te),
         num_classes=10,
+        classes=[str(i) for i in range(10)],
     )

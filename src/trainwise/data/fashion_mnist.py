@@ -31,6 +31,7 @@ TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 FILES = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 # SHA-256 of the files as served from OFFICIAL_URL (their MD5s are the ones torchvision
 # pins: 8d4fb7e6..., 25c81989..., bef4ecab..., bb300cfd...). Downloads are checked against these.
@@ -79,7 +80,7 @@ def _split(directory: Path, images_name: str, labels_name: str) -> tuple[torch.T
         )
     if len(labels) and int(labels.max()) >= NUM_CLASSES:
         raise DataError(f"{where}: {labels_name} has label {int(labels.max())}, expected 0..9; {fix}")
-    x = torch.from_numpy(images).unsqueeze(1).to(torch.float32).div_(255.0)
+    x = torch.from_numpy(images).unsqueeze(1)  # uint8; as_float gives the [0, 1] input
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
@@ -88,7 +89,7 @@ def load_fashion_mnist(
     download: bool = False,
     base_url: str | None = None,
 ) -> TensorData:
-    """Load Fashion-MNIST as (N, 1, 28, 28) float32 images in [0, 1] and int64 labels."""
+    """Load Fashion-MNIST as (N, 1, 28, 28) uint8 images (``as_float``: [0, 1]) and int64 labels."""
     directory = locate(NAME, FILES, data_dir, SYSTEM_DIRS)
     if directory is None:
         if not download:
@@ -108,4 +109,5 @@ def load_fashion_mnist(
         x_test=x_test,
         y_test=y_test,
         num_classes=NUM_CLASSES,
+        classes=list(CLASSES),
     )

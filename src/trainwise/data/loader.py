@@ -2,7 +2,8 @@
 
 Batches are gathered from the dataset tensors with one index-tensor lookup (no
 per-sample Python), and they keep the sample indices so that samplers receive
-per-sample feedback.
+per-sample feedback. Only the gathered rows are converted to float (``as_float``), on the
+training device; the stored inputs may be uint8 and may live in a memory-mapped file on the CPU.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+
+from . import storage
+from .base import as_float
 
 
 @dataclass
@@ -34,8 +38,17 @@ def gather(
     num_classes: int,
     weight: torch.Tensor | None = None,
 ) -> Batch:
-    """Gather a batch by index tensor from dataset tensors living on the training device."""
-    idx = idx.to(x.device)
+    """Gather a batch by index tensor: the labels ``y`` live on the training device, the inputs
+    ``x`` there too or (memory-mapped) on the CPU; the batch's inputs come out float on the device."""
+    idx = idx.to(y.device)
     labels = y[idx]
-    targets = torch.nn.functional.one_hot(labels, num_classes).to(x.dtype)
-    return Batch(x[idx], targets, labels, idx, weight)
+    xb = rows(x, idx, y.device)
+    targets = torch.nn.functional.one_hot(labels, num_classes).to(xb.dtype)
+    return Batch(xb, targets, labels, idx, weight)
+
+
+def rows(x: torch.Tensor, idx: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``as_float(x[idx])`` on ``device``: index where ``x`` lives, move the rows, then convert."""
+    out = x[idx.to(x.device)]
+    storage.note_read(x, storage.row_read_bytes(x, len(idx)))
+    return as_float(out.to(device))

@@ -31,6 +31,7 @@ import time
 
 import torch
 
+from ..data.base import as_float
 from .apgd import autoattack_lite
 from .attacks import perturb
 from .config import RobustnessConfig
@@ -41,11 +42,13 @@ def robust_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ep
                     step_fraction: float | None = None, random_start: bool | None = None,
                     batch_size: int = 500, gen: torch.Generator | None = None, restarts: int = 1) -> float:
     """Accuracy of ``model`` on adversarial versions of (x, y), attacked batch by batch; an
-    example counts as correct only if it survives all ``restarts`` runs of the attack."""
+    example counts as correct only if it survives all ``restarts`` runs of the attack. ``x`` holds
+    stored inputs (uint8 or float, on ``y``'s device or memory-mapped on the CPU), converted per batch."""
     correct = 0
     step_size = None if step_fraction is None else step_fraction * eps
     for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        yb = y[i:i + batch_size]
+        xb = as_float(x[i:i + batch_size].to(yb.device))  # stored inputs (uint8 or float) -> [0, 1] floats
         if attack == "autoattack-lite":
             runs = [autoattack_lite(model, xb, yb, eps, norm=norm, steps=steps, restarts=restarts,
                                     random_init=random_start is not False, gen=gen)]
@@ -115,8 +118,8 @@ def robust_metrics(model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.T
     gen = torch.Generator().manual_seed(10_000 + seed)
     n = len(x_test)
     if cfg.samples is not None and cfg.samples < n:
-        idx = torch.randperm(n, generator=gen)[: cfg.samples].sort().values.to(x_test.device)
-        x, y = x_test[idx], y_test[idx]
+        idx = torch.randperm(n, generator=gen)[: cfg.samples].sort().values
+        x, y = x_test[idx.to(x_test.device)], y_test[idx.to(y_test.device)]  # the attacked subset
     else:
         x, y = x_test, y_test
     kw = dict(norm=cfg.norm, steps=cfg.steps, step_fraction=cfg.step_fraction,
