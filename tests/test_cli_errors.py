@@ -216,3 +216,119 @@ def test_duplicate_regimen_names_are_refused(capsys, study_dir, tmp_path):
     cfg = study(regimens=[{"name": "a", "sampler": "uniform"}, {"name": "a", "sampler": "p-sgd"}])
     err = run_bad(capsys, study_dir, ["study", "--out", str(tmp_path / "out"), "--no-progress"], cfg, tmp_path)
     assert "regimen names must be unique" in err and "'a'" in err
+
+
+# ---------------------------------------------------------------- the user's own data (bad inputs)
+
+
+def _image_tree(root: Path, sizes=None) -> Path:
+    """train/ and test/ folders of 2 classes x 2 tiny PNGs (``sizes``: {relative path: (h, w)})."""
+    import numpy as np
+    from PIL import Image
+
+    sizes = sizes or {}
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            for i in range(2):
+                rel = f"{split}/{c}/{i}.png"
+                (root / split / c).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full(sizes.get(rel, (8, 8)), 40 * i, dtype=np.uint8)).save(root / rel)
+    return root
+
+
+def _user(tmp_path, monkeypatch, **dataset):
+    monkeypatch.setenv("TRAINWISE_CACHE", str(tmp_path / "cache"))
+    return study(dataset=dataset)
+
+
+def test_image_folder_non_image_file(capsys, study_dir, tmp_path, monkeypatch):
+    root = _image_tree(tmp_path / "imgs")
+    (root / "train" / "a" / "notes.txt").write_text("hello")
+    cfg = _user(tmp_path, monkeypatch, name="image-folder", path=str(root))
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "train/a/notes.txt is not an image" in err
+
+
+def test_image_folder_sizes_differ_without_resize(capsys, study_dir, tmp_path, monkeypatch):
+    root = _image_tree(tmp_path / "imgs", {"train/b/1.png": (10, 12)})
+    cfg = _user(tmp_path, monkeypatch, name="image-folder", path=str(root))
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "train/a/0.png is 8x8" in err and "train/b/1.png is 10x12" in err and "dataset.resize" in err
+
+
+def test_image_folder_empty_class(capsys, study_dir, tmp_path, monkeypatch):
+    root = _image_tree(tmp_path / "imgs")
+    (root / "train" / "c").mkdir()
+    cfg = _user(tmp_path, monkeypatch, name="image-folder", path=str(root))
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "train/c/ holds no images" in err
+
+
+def test_image_folder_unknown_test_class(capsys, study_dir, tmp_path, monkeypatch):
+    root = _image_tree(tmp_path / "imgs")
+    (root / "test" / "a").rename(root / "test" / "zebra")
+    cfg = _user(tmp_path, monkeypatch, name="image-folder", path=str(root))
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "test/zebra/" in err and "training" in err
+
+
+def _csv(tmp_path, rows) -> Path:
+    path = tmp_path / "table.csv"
+    path.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_missing_label_column(capsys, study_dir, tmp_path, monkeypatch):
+    path = _csv(tmp_path, [f"{i},{i},{i % 2}" for i in range(10)])
+    cfg = _user(tmp_path, monkeypatch, name="csv", path=str(path), label_column="species", test_fraction=0.2)
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "no column 'species'" in err and "'x1', 'x2', 'label'" in err
+
+
+def test_csv_non_numeric_feature(capsys, study_dir, tmp_path, monkeypatch):
+    path = _csv(tmp_path, ["1,2,0", "3,4,1", "5,six,0", "7,8,1"])
+    cfg = _user(tmp_path, monkeypatch, name="csv", path=str(path), label_column="label", test_fraction=0.5)
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "line 4" in err and "column 'x2'" in err and "'six' is not a number" in err
+
+
+def _npz(tmp_path, **over) -> Path:
+    import numpy as np
+
+    arrays = dict(x_train=np.zeros((8, 1, 4, 4), np.float32), y_train=np.arange(8) % 2,
+                  x_test=np.zeros((4, 1, 4, 4), np.float32), y_test=np.arange(4) % 2)
+    arrays.update(over)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(tmp_path / "data.npz", **arrays)
+    return tmp_path / "data.npz"
+
+
+def test_npz_missing_key(capsys, study_dir, tmp_path, monkeypatch):
+    cfg = _user(tmp_path, monkeypatch, name="arrays", path=str(_npz(tmp_path, y_test=None)))
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "no 'y_test'" in err and "found: x_test, x_train, y_train" in err
+
+
+@pytest.mark.parametrize("labels,needle", [
+    ([0, 1, 0, 1, 0, 1, 0, -1], "not negative"),
+    ([0, 1, 0, 1, 0, 1, 0, 0.5], "integer class indices"),
+    ("test", "0..1"),
+])
+def test_npz_bad_labels(capsys, study_dir, tmp_path, monkeypatch, labels, needle):
+    import numpy as np
+
+    over = {"y_test": np.array([0, 1, 2, 0])} if labels == "test" else {"y_train": np.array(labels)}
+    cfg = _user(tmp_path, monkeypatch, name="arrays", path=str(_npz(tmp_path, **over)))
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert needle in err
+
+
+def test_npz_nan_in_features(capsys, study_dir, tmp_path, monkeypatch):
+    import numpy as np
+
+    x = np.zeros((8, 3), np.float32)
+    x[5, 1] = np.nan
+    cfg = _user(tmp_path, monkeypatch, name="arrays",
+                path=str(_npz(tmp_path, x_train=x, x_test=np.zeros((4, 3), np.float32))))
+    err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
+    assert "sample 5 holds NaN" in err

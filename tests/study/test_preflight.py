@@ -76,3 +76,46 @@ def test_unexpected_exceptions_are_wrapped(monkeypatch):
     with pytest.raises(TrainwiseError, match=r"^regimen 'uniform/none': RuntimeError: shape mismatch; fix its "
                                              r"settings$"):
         pf.preflight(cfg.trials(), load_dataset(cfg.dataset))
+
+
+USER_NET = """
+from torch import nn
+
+
+def seven(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(7))
+
+
+def no_head(input_shape, num_classes):
+    return nn.Conv2d(input_shape[0], 2, 3)  # (batch, 2, 6, 6) feature maps, no classifier
+
+
+class Boom(nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.lin = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        raise KeyError("no such layer")
+
+
+def no_parameters(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.AdaptiveAvgPool1d(num_classes))
+"""
+
+
+@pytest.mark.parametrize("factory,needle", [
+    ("seven", r"model 'net.py:seven': output shape \(4, 7\) but the dataset has 10 classes: the factory must "
+              r"return logits of shape \(batch, num_classes\)$"),
+    ("no_head", r"model 'net.py:no_head': output shape \(4, 2, 6, 6\) but the dataset has 10 classes"),
+    ("Boom", r"model 'net.py:Boom': the forward on a batch of shape \(4, 1, 8, 8\) raised KeyError: 'no such "
+             r"layer'; fix the model$"),
+    ("no_parameters", r"model 'net.py:no_parameters': building the optimizer on its parameters raised "
+                      r"ValueError: optimizer got an empty parameter list; fix the model$"),
+])
+def test_a_user_model_that_cannot_step_names_the_model(tmp_path, monkeypatch, factory, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(USER_NET)
+    cfg = study(model={"name": f"net.py:{factory}"})
+    with pytest.raises(TrainwiseError, match=r"^regimen 'uniform/none': " + needle):
+        pf.preflight(cfg.trials(), load_dataset(cfg.dataset))

@@ -1,13 +1,15 @@
-"""Datasets, loaded once into memory as tensors.
+"""Datasets, loaded once as tensors: images uint8 (converted per batch), features float32.
 
-``load_dataset(cfg)`` returns a ``TensorData`` for a ``DatasetConfig``: the raw set,
-then the optional per-class limit and validation split (both stratified and seeded
-by ``split_seed``; the test set is never touched).
+``load_dataset(cfg)`` returns a ``TensorData`` for a ``DatasetConfig``: the raw set (built-in,
+or the user's image folder, arrays, CSV or Python function), then the optional per-class limit
+and validation split (both stratified and seeded by ``split_seed``; the test set is never
+touched), then the storage (in memory, or memory-mapped files for data larger than RAM).
 """
 
 from __future__ import annotations
 
 from .base import TensorData, limit_per_class, split_validation
+from .fingerprint import fingerprint
 from .loader import Batch, gather
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic")
@@ -30,6 +32,22 @@ def load_raw(cfg) -> TensorData:
         from .synthetic import make_synthetic
 
         return make_synthetic(**cfg.synthetic.model_dump())
+    if cfg.name == "image-folder":
+        from .image_folder import load_image_folder
+
+        return load_image_folder(cfg)
+    if cfg.name == "arrays":
+        from .arrays import load_arrays
+
+        return load_arrays(cfg)
+    if cfg.name == "csv":
+        from .csv_table import load_csv
+
+        return load_csv(cfg)
+    if cfg.name == "python":
+        from .python_source import load_python
+
+        return load_python(cfg)
     raise ValueError(f"unknown dataset {cfg.name!r}")
 
 
@@ -39,7 +57,9 @@ def load_dataset(cfg) -> TensorData:
         data = limit_per_class(data, cfg.limit_per_class, cfg.split_seed)
     if cfg.val_fraction > 0:
         data = split_validation(data, cfg.val_fraction, cfg.split_seed)
-    return data
+    from .storage import apply_storage  # memory, or inputs in memory-mapped files (dataset.storage)
+
+    return apply_storage(data, getattr(cfg, "storage", "auto"))
 
 
-__all__ = ["TensorData", "Batch", "gather", "load_dataset", "limit_per_class", "split_validation"]
+__all__ = ["TensorData", "Batch", "gather", "load_dataset", "limit_per_class", "split_validation", "fingerprint"]

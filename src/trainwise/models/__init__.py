@@ -1,10 +1,13 @@
 """Model registry: ``build_model(name, input_shape, num_classes, mean, std, **settings)``.
 
-Every model is wrapped in ``Normalized`` so it takes inputs in [0, 1].
+``name`` is a built-in model (``MODELS``) or the user's factory, ``"package.module:factory"`` or
+``"path/to/file.py:factory"`` (see user.py). Every model is wrapped in ``Normalized`` so it takes
+inputs in [0, 1].
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any, Callable, get_type_hints
 
@@ -16,6 +19,7 @@ from ..errors import ConfigError
 from ..registry import brief
 from .preact_resnet import preact_resnet18
 from .simple import cnn, linear, mlp
+from .user import check_factory_settings, is_user_model, resolve_factory
 from .wrapper import Normalized
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -51,8 +55,11 @@ def build_model(
     std: torch.Tensor,
     **settings,
 ) -> nn.Module:
+    if is_user_model(name):
+        return Normalized(build_user_model(name, input_shape, num_classes, **settings), mean, std)
     if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}, or your own factory as "
+                          "'package.module:factory' or 'path/to/file.py:factory'")
     unknown = set(settings) - set(model_settings(name))
     if unknown:
         raise ConfigError(
@@ -60,3 +67,20 @@ def build_model(
         )
     check_model_settings(name, settings)
     return Normalized(MODELS[name](input_shape, num_classes, **settings), mean, std)
+
+
+def build_user_model(spec: str, input_shape: tuple[int, ...], num_classes: int, **settings) -> nn.Module:
+    """``factory(input_shape, num_classes, **settings)`` of the factory ``spec`` names (unwrapped);
+    whatever goes wrong is a one-line ConfigError naming the model."""
+    factory = resolve_factory(spec)
+    check_factory_settings(spec, factory, settings)
+    try:
+        net = factory(tuple(input_shape), num_classes, **copy.deepcopy(settings))  # the config's own stay intact
+    except Exception as e:  # noqa: BLE001  (the user's code: any error is theirs to fix)
+        msg = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ConfigError(f"model {spec!r}: the factory raised {type(e).__name__}: {msg}; fix the factory or "
+                          "its settings") from e
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"model {spec!r}: the factory returned a {type(net).__name__}, not a torch.nn.Module; "
+                          "return the network (logits of shape (batch, num_classes))")
+    return net

@@ -82,37 +82,106 @@ class SyntheticConfig(Strict):
 IMAGE_SIZE = {"digits": 8, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32}
 
 
+USER_DATASETS = ("image-folder", "arrays", "csv", "python")
+
+
 class DatasetConfig(Strict):
-    name: Literal["digits", "fashion-mnist", "cifar10", "cifar100", "synthetic"] = "digits"
+    """A built-in dataset, or the user's own: ``image-folder`` / ``arrays`` / ``csv`` (``path``) or
+    ``python`` (``function``). See data/__init__.py and README "Your data"."""
+
+    name: Literal["digits", "fashion-mnist", "cifar10", "cifar100", "synthetic",
+                  "image-folder", "arrays", "csv", "python"] = "digits"
     data_dir: str | None = Field(None, min_length=1, max_length=4096)
     download: bool = False
     val_fraction: float = Field(0.0, ge=0, lt=1)
     limit_per_class: int | None = Field(None, gt=0, le=10**7)
     split_seed: Seed = 0
     synthetic: SyntheticConfig = SyntheticConfig()
+    path: str | None = Field(None, min_length=1, max_length=4096, description=(
+        "image-folder: a root with train/<class>/ and test/<class>/ (or one root of class folders plus "
+        "test_fraction); arrays: an .npz file or a folder of .npy files; csv: a .csv file"))
+    function: str | None = Field(None, min_length=3, max_length=4096, description=(
+        "python: 'package.module:function' or 'path/to/file.py:function' returning (train, test): "
+        "tensors/arrays (x, y) pairs or map-style torch Datasets"))
+    test_fraction: float | None = Field(None, gt=0, lt=1, description=(
+        "hold out this stratified, seeded (split_seed) fraction as the test set when the data has none"))
+    resize: tuple[int, int] | None = Field(None, description="image-folder: resize every image to [H, W]")
+    channels: Literal[1, 3] | None = Field(None, description="image-folder: 1 (grayscale) or 3 (RGB); "
+                                           "default: 3 unless every image is grayscale")
+    label_column: str | None = Field(None, min_length=1, max_length=256, description="csv: the label's column")
+    feature_columns: list[str] | None = Field(None, min_length=1, description="csv: the feature columns "
+                                              "(default: every other column)")
+    storage: Literal["auto", "memory", "mmap"] = Field("auto", description=(
+        "memory: arrays in RAM; mmap: inputs in a memory-mapped uint8/float file, batches gathered by "
+        "index; auto: mmap when the inputs would take more than a quarter of RAM"))
+    fingerprint: str | None = Field(None, max_length=64, description=(
+        "content hash of a user dataset, filled in by trainwise when a study or run starts (part of "
+        "the trial id: results never describe other data); leave it out"))
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "path", "function")
     @classmethod
     def _dir(cls, v: str | None) -> str | None:
         if v is not None and not v.isprintable():
-            raise ValueError(f"data directory {brief(v)} holds a NUL or control character; give a plain path")
+            raise ValueError(f"path {brief(v)} holds a NUL or control character; give a plain path")
         return v
 
+    @field_validator("resize")
+    @classmethod
+    def _resize(cls, v):
+        if v is not None and not all(1 <= s <= 4096 for s in v):
+            raise ValueError(f"resize {list(v)} must be [H, W] with 1 <= H, W <= 4096")
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self):
+        need = {"image-folder": "path", "arrays": "path", "csv": "path", "python": "function"}.get(self.name)
+        if need and getattr(self, need) is None:
+            raise ValueError(f"dataset {self.name!r} needs dataset.{need}")
+        if self.name == "csv" and self.label_column is None:
+            raise ValueError("dataset 'csv' needs dataset.label_column (the column holding the class)")
+        return self
+
     @property
-    def image_size(self) -> int:
+    def image_size(self) -> int | None:
+        """The built-in datasets' image side (None for user datasets: known only once loaded)."""
+        if self.name in USER_DATASETS:
+            return self.resize[0] if self.resize else None
         return self.synthetic.size if self.name == "synthetic" else IMAGE_SIZE[self.name]
 
 
 class ModelConfig(BaseModel):
-    """``name`` plus the model's own settings (e.g. ``width`` for cnn)."""
+    """``name`` plus the model's own settings (e.g. ``width`` for cnn). ``name`` is a built-in model
+    or your own factory, ``"package.module:factory"`` or ``"path/to/file.py:factory"`` (relative to
+    the working directory), called as ``factory(input_shape, num_classes, **settings)``; its
+    settings are checked against its signature and passed through as given."""
 
     model_config = ConfigDict(extra="allow")
     name: str = "cnn"
+    fingerprint: str | None = Field(None, max_length=64, description=(
+        "a user factory's source hash (its .py file, or its module's file), filled in by trainwise when "
+        "the config is loaded (part of the trial id: results never describe other code); leave it out"))
 
     @model_validator(mode="after")
     def _check(self):
+        from ..models.user import check_user_model, is_user_model
+
+        if is_user_model(self.name):
+            try:
+                fingerprint = check_user_model(self.name, self.settings)
+            except ConfigError as e:
+                raise ValueError(str(e)) from None
+            if self.fingerprint is not None and self.fingerprint != fingerprint:
+                raise ValueError(f"model {self.name!r} changed since this config was made (fingerprint "
+                                 f"{brief(self.fingerprint)}, now {fingerprint}); leave model.fingerprint out "
+                                 "to use the current code")
+            self.fingerprint = fingerprint
+            return self
+        if self.fingerprint is not None:
+            raise ValueError("model.fingerprint is filled in by trainwise for a user factory "
+                             "('package.module:factory' or 'path/to/file.py:factory'); leave it out")
         if self.name not in MODELS:
-            raise ValueError(f"unknown model {brief(self.name)}; allowed: {', '.join(MODELS)}")
+            raise ValueError(f"unknown model {brief(self.name)}; allowed: {', '.join(MODELS)}, or your own "
+                             "factory as 'package.module:factory' or 'path/to/file.py:factory'")
         extra = set(self.model_extra or {}) - set(model_settings(self.name))
         if extra:
             raise ValueError(
@@ -233,6 +302,24 @@ AugmentSpec = Annotated[Union[Spec, list[Spec]], AfterValidator(_check_augment)]
 
 
 class Common(Strict):
+    """Settings shared by a trial and a study grid."""
+
+    def with_fingerprint(self, data):
+        """This config with ``dataset.fingerprint`` set to the content hash of ``data`` (the loaded
+        dataset) when it is a user dataset; built-in datasets are pinned by their checksums."""
+        from ..data.fingerprint import fingerprint
+
+        if self.dataset.name not in USER_DATASETS:
+            return self
+        fp = fingerprint(data)
+        if self.dataset.fingerprint not in (None, fp):
+            from ..errors import DataError
+
+            raise DataError(f"dataset {self.dataset.path or self.dataset.function} changed since this run "
+                            f"started (fingerprint {self.dataset.fingerprint}, now {fp}); rerun the study: "
+                            "new trials will start for the new data")
+        return self.model_copy(update={"dataset": self.dataset.model_copy(update={"fingerprint": fp})})
+
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -245,6 +332,8 @@ class Common(Strict):
     def _check_fit(self, chains: list[list[dict[str, Any]]]) -> None:
         """Augmentation settings that must fit the dataset's images (crop padding below the side)."""
         size = self.dataset.image_size
+        if size is None:  # a user dataset: preflight checks the transforms on real images
+            return
         for chain in chains:
             for a in chain:
                 if a.get("pad", 0) >= size:
@@ -276,6 +365,11 @@ class TrialConfig(Common):
         """Hash of the settings that differ from their defaults: a new field added with a default
         leaves the hashes (and so the stored trials and checkpoints) of existing studies intact."""
         settings = self.model_dump(mode="json", exclude_defaults=True)
+        ds = settings.get("dataset", {})
+        ds.pop("storage", None)  # memory or mmap: the same numbers
+        if ds.get("fingerprint"):  # the content names the data; where it lies does not matter
+            for k in ("path", "function", "data_dir"):
+                ds.pop(k, None)
         blob = json.dumps({**settings, "semantics": SEMANTICS}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -4,13 +4,16 @@ built, or that fails on a real batch, is one error line up front instead of a fa
 For every distinct (model, optimizer, sampler, augment, loss, device) of a study's trials,
 ``preflight`` resolves the device, builds the model, optimizer, sampler and transforms as
 ``train()`` does, and runs one forward, loss and backward on a few real training samples
-(through ``gather`` and the transforms). The global torch RNG state and the dataset are left
-as they were.
+(through ``gather`` and the transforms). The model's output must be logits of shape (batch,
+num_classes); for a user factory an exception in the factory, forward or backward is one line
+naming the model. The global torch RNG state and the dataset are left as they were.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -19,6 +22,7 @@ from ..data import TensorData, gather
 from ..errors import TrainwiseError
 from ..losses import get_loss, reduce_loss
 from ..models import build_model
+from ..models.user import is_user_model
 from ..sampling import SAMPLERS, SamplerContext
 from .config import TrialConfig
 
@@ -52,7 +56,8 @@ def step_once(cfg: TrialConfig, data: TensorData, mean: torch.Tensor, std: torch
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model.name, data.input_shape, data.num_classes, mean, std,
                         **cfg.model.settings).to(device)
-    opt = build_optimizer(model, cfg.optimizer)
+    with _naming(cfg, "building the optimizer on its parameters"):
+        opt = build_optimizer(model, cfg.optimizer)
     budget = cfg.make_budget(data.n_train)
     sampler = SAMPLERS.build(cfg.sampler, SamplerContext(budget, cfg.seed, data.y_train.cpu(), device))
     sampler.begin_epoch(0)
@@ -67,19 +72,59 @@ def step_once(cfg: TrialConfig, data: TensorData, mean: torch.Tensor, std: torch
     transform.on_step(0, budget.total_steps)
     batch = transform(gather(x, y, torch.arange(n), data.num_classes), torch.Generator().manual_seed(cfg.seed))
     model.train()
-    logits = model(batch.x)
+    logits = _forward(cfg, model, batch.x, data.num_classes)
     transform.observe(logits, batch)
     per_sample = loss_fn(logits, batch.y)
     loss = reduce_loss(per_sample, batch.weight)
     if not bool(torch.isfinite(loss)):
         raise TrainwiseError(f"the loss of a first batch is {float(loss)}; fix its settings")
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    with _naming(cfg, "the backward"):
+        loss.backward()
     opt.step()
     if getattr(sampler, "wants_feedback", False):
         with torch.no_grad():
             probs = logits.softmax(1)
             sampler.feedback(batch.idx, per_sample.detach(), probs.gather(1, batch.labels[:, None]).squeeze(1), probs)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
+
+
+@contextmanager
+def _naming(cfg: TrialConfig, what: str) -> Iterator[None]:
+    """For a user factory, an exception in the block becomes one TrainwiseError line naming the
+    model and ``what`` raised (a built-in model's keeps preflight's per-regimen wording)."""
+    try:
+        yield
+    except TrainwiseError:
+        raise
+    except Exception as e:
+        if not is_user_model(cfg.model.name):
+            raise
+        raise TrainwiseError(f"model {cfg.model.name!r}: {what} raised {type(e).__name__}: {_first_line(e)}; "
+                             "fix the model") from e
+
+
+def _forward(cfg: TrialConfig, model: torch.nn.Module, x: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``model(x)``, checked to be logits of shape (batch, num_classes)."""
+    with _naming(cfg, f"the forward on a batch of shape {tuple(x.shape)}"):
+        logits = model(x)
+    name = cfg.model.name
+    if not isinstance(logits, torch.Tensor):
+        raise TrainwiseError(f"model {name!r}: output is a {type(logits).__name__}, not a tensor: the factory "
+                             "must return a module whose forward returns logits of shape (batch, num_classes)")
+    shape = tuple(logits.shape)
+    if shape != (x.shape[0], num_classes):
+        why = (f"the dataset has {num_classes} classes" if shape[:1] == (x.shape[0],)
+               else f"the batch has {x.shape[0]} samples and the dataset {num_classes} classes")
+        raise TrainwiseError(f"model {name!r}: output shape {shape} but {why}: the factory must return logits "
+                             "of shape (batch, num_classes)")
+    if not logits.is_floating_point():
+        raise TrainwiseError(f"model {name!r}: output has dtype {logits.dtype}: the factory must return "
+                             "floating-point logits of shape (batch, num_classes)")
+    return logits
 
 
 __all__ = ["preflight"]
