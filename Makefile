@@ -7,7 +7,7 @@ PIP   := $(PY) -m pip
 TORCH ?= torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install dev fashion-mnist clean
+.PHONY: demo test install dev fashion-mnist own-data clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ fashion-mnist:
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
 		|| echo "warning: could not install dataset-fashion-mnist; real-data tests will be skipped"; \
 	fi
+
+# An image folder from Fashion-MNIST for examples/own_data.yaml (your own images go the same way).
+own-data: install fashion-mnist
+	$(PY) examples/make_image_folder.py data/fashion-folder
 
 test: dev fashion-mnist
 	$(VENV)/bin/pytest -q

@@ -7,3 +7,22 @@ optimizer step under a budget-aware learning-rate schedule.
 """
 
 __version__ = "0.1.0"
+
+# The public API (see trainwise.api), imported on first use so that ``import trainwise`` stays light.
+_API = {"run_study": "api", "fit": "api", "model_spec": "api", "TensorData": "data",
+        "StudyConfig": "study.config", "TrialConfig": "study.config", "load_config": "study.config"}
+
+
+def __getattr__(name):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'trainwise' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_API])
+
+
+__all__ = ["__version__", *_API]

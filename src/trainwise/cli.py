@@ -77,8 +77,9 @@ def cmd_train(args) -> int:
     from .train import CHECKPOINT, train
 
     cfg = with_limit(load_config(args.config, TrialConfig, args.set), args.limit_per_class)
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg.regimen}-{cfg.config_hash()}"
     data = load_dataset(cfg.dataset)
+    cfg = cfg.with_fingerprint(data)  # a user dataset's content hash joins the run's identity
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.regimen}-{cfg.config_hash()}"
     cfg.make_budget(data.n_train)
     preflight([cfg], data)  # a config that cannot train one step: one line, before any file is written
     ensure_writable(out)
@@ -106,8 +107,17 @@ def cmd_report(args) -> int:
             rows = store.rows(ids)
         finally:
             store.close()
-        main_report(out, rows, f"trainwise study: {title}")
+        main_report(out, rows, f"trainwise study: {title}", notes=study_data_note(out))
     return 0
+
+
+def study_data_note(out: Path) -> str:
+    """The data line a study stored in study.json (empty for older studies)."""
+    try:
+        note = json.loads((out / "study.json").read_text()).get("data", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return note if isinstance(note, str) else ""
 
 
 def cmd_list(args) -> int:

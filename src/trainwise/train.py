@@ -3,7 +3,7 @@
 Read it top to bottom; each step of the data's path is one call:
 
     sampler.next_batch  -> which sample indices (and importance weights) this step uses
-    gather              -> the batch from the device-resident dataset tensors
+    gather              -> the batch from the dataset tensors, as float on the device
     transform           -> augmentation / mixing of inputs and soft targets
     model               -> logits
     loss_fn             -> per-sample loss on soft targets, reduced with the weights
@@ -34,6 +34,7 @@ from .augment import TRANSFORMS, Compose, TransformContext
 from .augment.tta_sum import evaluate_tta_sum
 from .budget import lr_at
 from .data import TensorData, gather, load_dataset
+from .data.loader import rows
 from .errors import CheckpointError, DivergedError, TrainwiseError
 from .evaluate import evaluate
 from .interrupt import Interrupted, requested, signum
@@ -104,7 +105,10 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     torch.manual_seed(cfg.seed)
 
     # ---- data, model, optimizer, budget, sampler, transforms, loss
-    data = (data or load_dataset(cfg.dataset)).to(device)
+    data = data or load_dataset(cfg.dataset)
+    if cfg.dataset.fingerprint:  # a user dataset: refuse to train on other data than the trial names
+        cfg.with_fingerprint(data)
+    data = data.to(device)
     mean, std = data.channel_stats()
     model = build_model(cfg.model.name, data.input_shape, data.num_classes, mean, std,
                         **cfg.model.settings).to(device)
@@ -167,7 +171,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
         """Gradient-free forward pass in eval mode for samplers that score candidates (counted);
         ``probs=True`` also returns the softmax (for gradient-norm scores)."""
         model.eval()
-        logits = model(data.x_train[idx])
+        logits = model(rows(data.x_train, idx, device))  # float on the device, whatever the storage
         model.train()
         y = data.y_train[idx]
         s["samples_forwarded"] += len(idx)

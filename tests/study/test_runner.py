@@ -86,3 +86,13 @@ def test_cli_study_writes_report_and_report_command_regenerates(tmp_path, capsys
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").read_text() == md
+
+
+def test_the_report_names_the_data_with_class_names(tmp_path):
+    from trainwise.study.config import StudyConfig
+
+    cfg = StudyConfig(name="d", dataset={"name": "digits"}, model={"name": "linear"},
+                      train={"epochs": 1, "batch_size": 64, "threads": 1})
+    run_study(cfg, tmp_path, report=True, echo=lambda *a: None)
+    md = (tmp_path / "report.md").read_text()
+    assert "Data: digits, inputs (1, 8, 8), " in md and "10 classes: 0, 1, 2" in md

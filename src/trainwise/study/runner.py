@@ -42,16 +42,33 @@ def ensure_writable(path: Path) -> None:
         ) from None
 
 
-def check_inputs(cfg: StudyConfig, trials: list[TrialConfig]) -> dict[str, int]:
-    """Fail before any trial runs if the data are missing, a budget is impossible, or a regimen's
-    model, sampler or transform cannot be built and stepped on a real batch. Returns every trial's
-    planned optimizer steps."""
+def check_inputs(cfg: StudyConfig):
+    """Load the data and fail before any trial runs if they are missing, a budget is impossible, or
+    a regimen's model, sampler or transform cannot be built and stepped on a real batch.
+
+    Returns the config with the data's fingerprint (user datasets), its trials, and every trial's
+    planned optimizer steps by trial id."""
     from .preflight import preflight
 
     data = load_dataset(cfg.dataset)
+    cfg = cfg.with_fingerprint(data)
+    trials = cfg.trials()
     planned = {t.config_hash(): t.make_budget(data.n_train).total_steps for t in trials}
     preflight(trials, data)
-    return planned
+    return cfg, trials, planned, describe_data(cfg, data)
+
+
+def describe_data(cfg: StudyConfig, data) -> str:
+    """One line on the report: which data, how many samples in each split, the class names."""
+    d = cfg.dataset
+    where = d.path or d.function or ""
+    sizes = f"{data.n_train} train" + (f" / {len(data.y_val)} validation" if data.y_val is not None else "") + \
+        f" / {len(data.y_test)} test"
+    names = getattr(data, "classes", None) or []
+    shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
+    return (f"Data: {d.name}{' ' + where if where else ''}, inputs {tuple(data.input_shape)}, {sizes}, "
+            f"{data.num_classes} classes" + (f": {shown}" if shown else "") +
+            (f" (fingerprint {d.fingerprint})" if d.fingerprint else "") + ".")
 
 
 def make_executor(name: str, workers: int, progress: bool | None = None, address: str | None = None):
@@ -74,26 +91,25 @@ def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool 
     True draws live bars on a terminal; False prints a line per trial. On SIGINT/SIGTERM
     (``trainwise.interrupt``) every finished trial is stored, running ones checkpoint, and
     ``Interrupted`` propagates."""
-    trials = cfg.trials()
     ex = make_executor(executor, workers, False, address)  # fails early if e.g. Ray is missing
-    planned = check_inputs(cfg, trials)
+    cfg, trials, planned, about = check_inputs(cfg)
     ensure_writable(out)
     with DirLock(out, f"trainwise study {cfg.name}"):
         remove_stale_tmp(out)
         store = Store(out / "results.db")
         try:
-            rows = _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, echo)
+            rows = _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, echo, about)
         finally:
             store.close()
         if report:
-            main_report(out, rows, f"trainwise study: {cfg.name}", echo)
+            main_report(out, rows, f"trainwise study: {cfg.name}", echo, notes=about)
     return rows
 
 
-def _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, echo) -> list[dict]:
+def _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, echo, about="") -> list[dict]:
     ids = [t.config_hash() for t in trials]
     atomic_write_text(out / "study.json", json.dumps(
-        {"name": cfg.name, "config": cfg.model_dump(mode="json"), "trial_ids": ids}, indent=2))
+        {"name": cfg.name, "config": cfg.model_dump(mode="json"), "trial_ids": ids, "data": about}, indent=2))
     jobs = []
     for t, tid in zip(trials, ids):
         status = store.status(tid)
@@ -141,8 +157,7 @@ def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = 
 
     from ..train import train
 
-    trials = cfg.trials()
-    planned = check_inputs(cfg, trials)
+    cfg, trials, planned, _ = check_inputs(cfg)
     data = load_dataset(cfg.dataset)
     status = {}
     if (out / "results.db").is_file():
@@ -170,11 +185,11 @@ def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = 
                 per_step=per_step)
 
 
-def main_report(out: Path, rows: list[dict], title: str, echo=print) -> Path:
+def main_report(out: Path, rows: list[dict], title: str, echo=print, notes: str = "") -> Path:
     from .report import console_table, write_report
 
     with DirLock(out, f"trainwise report {out}", fix=f"make {out} writable; its report is kept as it is"):
-        html = write_report(out, rows, title, echo=echo)
+        html = write_report(out, rows, title, notes=notes, echo=echo)
     echo(console_table(rows))
     echo(f"report: {html}")
     return html
