@@ -332,3 +332,33 @@ def test_npz_nan_in_features(capsys, study_dir, tmp_path, monkeypatch):
                 path=str(_npz(tmp_path, x_train=x, x_test=np.zeros((4, 3), np.float32))))
     err = run_bad(capsys, study_dir, ["study", "--out", str(study_dir)], cfg, tmp_path)
     assert "sample 5 holds NaN" in err
+
+
+USER_NET = '''
+from torch import nn
+
+
+def raises(input_shape, num_classes):
+    raise ValueError("width must be even")
+
+
+def seven(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(7))
+'''
+
+
+@pytest.mark.parametrize("name,needle", [
+    ("missing_net.py:factory", "not found"),
+    ("user_net.py:nope", "has no attribute 'nope'"),
+    ("user_net.py:raises", "the factory raised ValueError: width must be even"),
+    ("user_net.py:seven", "output shape (4, 7) but the dataset has 10 classes"),
+])
+def test_user_model_factory_missing_raising_or_wrong_shape(capsys, study_dir, tmp_path, monkeypatch, name, needle):
+    """A factory that is missing, raises, or returns logits of the wrong shape (more cases in
+    tests/models/test_user_models.py)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "user_net.py").write_text(USER_NET)
+    cfg = study(dataset={"name": "synthetic", "synthetic": {"n_train": 128, "n_test": 64, "size": 8}},
+                model={"name": name})
+    err = run_bad(capsys, study_dir, ["study", "--out", str(tmp_path / "out")], cfg, tmp_path)
+    assert needle in err
