@@ -125,3 +125,39 @@ def test_console_table_fits_the_terminal(monkeypatch):
     assert "importance-sampling-with-a-long" in text and "-name/randaugment" in text  # wrapped, not cut
     narrow = console_table(wide_rows(), width=40)
     assert max(len(line) for line in narrow.splitlines()) <= 40 and "81.00 ±" in narrow
+
+
+# --- the HTML report renders in a real browser
+
+
+import shutil
+import subprocess
+
+
+def test_report_html_renders_in_chromium(tmp_path):
+    """report.html, verdict and plots included, renders in headless Chromium to a screenshot that
+    is not blank."""
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no chromium binary on PATH (apt-get install chromium)")
+    from PIL import Image
+
+    rows = []
+    for b in (0.3, 1.0):
+        for s in range(3):
+            for reg, v in (("uniform/none", 0.80), ("mixup/none", 0.84)):
+                r = row(reg, b, s, v - 0.01 + s / 100, 10.0 * b + s)
+                r["metrics"].update(val_acc=v + s / 100, cpu_time=8.0 * b + s, train_acc=0.9)
+                r["config"] = dict(dataset=dict(name="arrays", fingerprint="abc123"))
+                rows.append(r)
+    html = write_report(tmp_path, rows, "render <check>")
+    png = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
+                    "--window-size=1200,1600", html.resolve().as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert png.exists() and png.stat().st_size > 10_000
+    with Image.open(png) as im:
+        assert im.size == (1200, 1600)
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 50  # text, table borders and plots, not a blank page

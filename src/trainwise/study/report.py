@@ -23,7 +23,9 @@ from typing import Callable
 
 from ..errors import TrainwiseError
 from ..io import atomic_write_bytes
+from ..provenance import provenance
 from ..robust.report import robust_columns, robust_plots
+from .verdict import DELTA, RULE, sentence, verdict
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -53,23 +55,34 @@ def _ttt(ms: list[dict]) -> str:
     return f"{statistics.fmean(reached):.1f}s ({len(reached)}/{len(ms)})"
 
 
+def time_basis(groups) -> str:
+    """"cpu_time" (process CPU time) when every done trial recorded it, else "wall_time"."""
+    return "cpu_time" if all(m.get("cpu_time") is not None for ms in groups.values() for m in ms) else "wall_time"
+
+
 def _speedup(ms: list[dict], groups, regimen: str) -> str:
-    """Wall-time speed-up against uniform sampling at budget 1.0 (same augmentation)."""
+    """Speed-up against uniform sampling at budget 1.0 (same augmentation), in process CPU time
+    when every trial recorded it (``time_basis``), else in wall time."""
     aug = regimen.split("/", 1)[1] if "/" in regimen else None
     base = groups.get((f"uniform/{aug}", 1.0)) if aug else None
     if not base:
         return "–"
-    return f"{statistics.fmean(m['wall_time'] for m in base) / statistics.fmean(m['wall_time'] for m in ms):.2f}×"
+    k = time_basis(groups)
+    return f"{statistics.fmean(m[k] for m in base) / statistics.fmean(m[k] for m in ms):.2f}×"
+
+
+SPEEDUP = "speed-up vs uniform@1.0"  # table() names the time it is computed from
+BEST = "test acc % (best, optimistic)"  # the best test accuracy seen during training: chosen on the test set
 
 
 Column = tuple[str, Callable[[list[dict], dict, str], str]]
 COLUMNS: list[Column] = [
     ("test acc % (final)", lambda ms, g, r: fmt_ms([m["test_acc"] for m in ms], 100)),
-    ("test acc % (best)", lambda ms, g, r: fmt_ms([m["best_test_acc"] for m in ms], 100)),
+    (BEST, lambda ms, g, r: fmt_ms([m["best_test_acc"] for m in ms], 100)),
     ("train acc % (final)", lambda ms, g, r: fmt_ms([m["train_acc"] for m in ms], 100)
      if all("train_acc" in m for m in ms) else "–"),  # vs test acc: under- or overfitting
     ("wall time s", lambda ms, g, r: fmt_ms([m["wall_time"] for m in ms], 1, 1)),
-    ("speed-up vs uniform@1.0", _speedup),
+    (SPEEDUP, _speedup),
     ("steps", lambda ms, g, r: f"{statistics.fmean(m['steps'] for m in ms):.0f}"),
     ("samples fwd", lambda ms, g, r: f"{statistics.fmean(m['samples_forwarded'] for m in ms):.0f}"),
     ("samples bwd", lambda ms, g, r: f"{statistics.fmean(m['samples_backpropagated'] for m in ms):.0f}"),
@@ -83,6 +96,8 @@ def table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     groups = group(rows)
     columns = COLUMNS + robust_columns(groups)  # robust-accuracy columns only when trials carry them
     header = ["regimen", "budget", "seeds"] + [c[0] for c in columns]
+    basis = "CPU time" if time_basis(groups) == "cpu_time" else "wall time"
+    header = [f"{h} ({basis})" if h == SPEEDUP else h for h in header]
     body = []
     for (reg, b), ms in groups.items():
         body.append([reg, f"{b:g}", str(len(ms))] + [fn(ms, groups, reg) for _, fn in columns])
@@ -98,7 +113,7 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 
 # columns the console table drops first when the terminal is narrow (report.md has them all)
-LOW_PRIORITY = ("samples fwd", "samples bwd", "steps", "time to target", "test acc % (best)", "train acc % (final)")
+LOW_PRIORITY = ("samples fwd", "samples bwd", "steps", "time to target", BEST, "train acc % (final)")
 KEEP = 4  # regimen, budget, seeds, final test accuracy: never dropped
 REGIMEN_WIDTH = 24  # columns are dropped before regimen names wrap narrower than this
 
@@ -209,35 +224,51 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=
     plots = _plots(rows) if body else {}
     files = {f"{name}.png": png for name, png in plots.items()}
 
-    md = [f"# {title}", "", "Mean ± std over seeds. Wall time is training time (evaluation excluded).", ""]
+    verdicts = verdict(rows, DELTA)
+    rule = RULE.format(delta=DELTA * 100)
+    prov = provenance_items(rows)
+
+    md = [f"# {title}", ""]
+    md += [x for v in verdicts for x in (sentence(v), "")]
+    md += [f"_{rule}_", "", "Mean ± std over seeds. Wall time is training time (evaluation excluded). "
+           "The best test accuracy is the best seen during training: chosen on the test set, an "
+           "optimistic diagnostic, not an estimate.", ""]
     if notes:
         md += [notes, ""]
     md += [markdown_table(header, body), ""]
     md += [f"![{n}]({n}.png)" for n in plots]
     if failed:
         md += ["", "## Failed trials", ""]
-        md += [f"- {r['regimen']} budget={r['budget']} seed={r['seed']}: {(r['error'] or '').splitlines()[0]}"
+        md += [f"- {r['regimen']} budget={r['budget']} seed={r['seed']}: {((r['error'] or '').splitlines() or [''])[0]}"
                for r in failed]
+    md += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in prov]
     files["report.md"] = ("\n".join(md) + "\n").encode()
 
     esc = htmllib.escape
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
          "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}th{background:#eee}</style>",
-         f"</head><body><h1>{esc(title)}</h1><p>Mean ± std over seeds. Wall time is training time.</p>"]
+         f"</head><body><h1>{esc(title)}</h1>"]
+    h += [f"<p class='verdict'>{sentence(v, esc=esc, bold=lambda x: f'<b>{x}</b>')}</p>" for v in verdicts]
+    h.append(f"<p><i>{esc(rule)}</i></p><p>Mean ± std over seeds. Wall time is training time. The best "
+             "test accuracy is the best seen during training: chosen on the test set, an optimistic "
+             "diagnostic, not an estimate.</p>")
     if notes:
         h.append(f"<p>{esc(notes)}</p>")
     h.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in header) + "</tr>")
     h += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in body]
     h.append("</table>")
     for name, png in plots.items():
-        h.append(f"<h2>{esc(name.replace('_', ' '))}</h2><img alt='{name}' "
+        h.append(f"<h2>{esc(name.replace('_', ' '))}</h2><img alt='{esc(name)}' "
                  f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
     if failed:
         h.append("<h2>Failed trials</h2><ul>")
         h += [f"<li>{esc(r['regimen'])} budget={r['budget']} seed={r['seed']}: "
-              f"{esc((r['error'] or '').splitlines()[0])}</li>" for r in failed]
+              f"{esc(((r['error'] or '').splitlines() or [''])[0])}</li>" for r in failed]
         h.append("</ul>")
+    h.append("<h2>Provenance</h2><ul>")
+    h += [f"<li>{esc(k)}: {esc(str(v))}</li>" for k, v in prov]
+    h.append("</ul>")
     h.append("</body></html>")
     files["report.html"] = "\n".join(h).encode()
 
@@ -248,6 +279,21 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=
     if before is not None and len(rows) < before:
         echo(f"warning: the new report in {out} covers {len(rows)} trial(s), the one it replaced covered {before}")
     return out / "report.html"
+
+
+def provenance_items(rows: list[dict]) -> list[tuple[str, object]]:
+    """The report's provenance block: the machine and software (``trainwise.provenance``), then
+    the dataset(s) named in the trials' configs (name, and fingerprint when it has one)."""
+    items = list(provenance().items())
+    seen = []
+    for r in rows:
+        ds = (r.get("config") or {}).get("dataset") or {}
+        d = (ds.get("name"), ds.get("fingerprint"))
+        if d[0] is not None and d not in seen:
+            seen.append(d)
+    for name, fp in seen:
+        items.append(("dataset", f"{name} (fingerprint {fp})" if fp else name))
+    return items
 
 
 def previous_trials(out: Path) -> int | None:

@@ -190,7 +190,11 @@ def main_report(out: Path, rows: list[dict], title: str, echo=print, notes: str 
 
     with DirLock(out, f"trainwise report {out}", fix=f"make {out} writable; its report is kept as it is"):
         html = write_report(out, rows, title, notes=notes, echo=echo)
+    from .verdict import sentence, verdict
+
     echo(console_table(rows))
+    for v in verdict(rows):  # the answer, chosen on validation accuracy (see verdict.py)
+        echo(sentence(v, bold=lambda s: s))
     echo(f"report: {html}")
     return html
 
