@@ -7,7 +7,7 @@ PIP   := $(PY) -m pip
 TORCH ?= torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install dev fashion-mnist own-data clean
+.PHONY: demo test install dev fashion-mnist chromium own-data clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,7 +37,14 @@ fashion-mnist:
 own-data: install fashion-mnist
 	$(PY) examples/make_image_folder.py data/fashion-folder
 
-test: dev fashion-mnist
+# The report-rendering test screenshots report.html with headless Chromium when it is installable.
+chromium:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+		|| echo "warning: could not install chromium; the report-rendering test will be skipped"; \
+	fi
+
+test: dev fashion-mnist chromium
 	$(VENV)/bin/pytest -q
 
 clean:
