@@ -161,3 +161,25 @@ def test_report_html_renders_in_chromium(tmp_path):
         assert im.size == (1200, 1600)
         colours = im.convert("RGB").getcolors(maxcolors=1 << 16)
         assert colours is None or len(colours) > 50  # text, table borders and plots, not a blank page
+
+
+def test_pareto_front_keeps_only_points_nothing_cheaper_beats():
+    from trainwise.study.report import pareto_front
+
+    pts = [(3.0, 90.0), (1.0, 80.0), (2.0, 79.0), (2.0, 85.0), (4.0, 88.0), (5.0, 95.0)]
+    assert pareto_front(pts) == [(1.0, 80.0), (2.0, 85.0), (3.0, 90.0), (5.0, 95.0)]
+
+
+def test_report_has_a_pareto_plot_only_with_validation_data(tmp_path):
+    from trainwise.study.report import _plots
+
+    def row(reg, seed, val):
+        m = {"test_acc": 0.8, "wall_time": 1.0 + seed, "cpu_time": 1.0 + seed, "steps": 10}
+        if val is not None:
+            m["val_acc"] = val
+        return dict(trial_id=f"{reg}{seed}", regimen=reg, budget=1.0, seed=seed, status="done", error=None,
+                    metrics=m, config={})
+
+    with_val = [row("a", 0, 0.8), row("a", 1, 0.82), row("b", 0, 0.85), row("b", 1, 0.81)]
+    assert "pareto_validation_vs_cost" in _plots(with_val)
+    assert "pareto_validation_vs_cost" not in _plots([row("a", 0, None), row("b", 0, None)])

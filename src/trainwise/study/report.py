@@ -205,8 +205,44 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         out[name] = figure_png(fig)
+    pareto = _pareto_plot(rows, plt)
+    if pareto is not None:
+        out["pareto_validation_vs_cost"] = pareto
     out.update(robust_plots(group(rows)))  # accuracy vs ε, only when trials carry robust metrics
     return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, accuracy) points no other point beats with a lower or equal cost and a higher
+    accuracy, by increasing cost."""
+    front, best = [], float("-inf")
+    for cost, acc in sorted(points, key=lambda p: (p[0], -p[1])):
+        if acc > best:
+            front.append((cost, acc))
+            best = acc
+    return front
+
+
+def _pareto_plot(rows: list[dict], plt) -> bytes | None:
+    """Validation accuracy vs cost (process CPU time, else wall time), one point per trial, with
+    the frontier drawn: which procedures buy accuracy cheapest. None without validation data."""
+    done = [r for r in rows if r["status"] == "done" and r["metrics"] and "val_acc" in r["metrics"]]
+    if not done:
+        return None
+    key = "cpu_time" if all("cpu_time" in r["metrics"] for r in done) else "wall_time"
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    points = []
+    for reg in sorted({r["regimen"] for r in done}):
+        mine = [(r["metrics"][key], r["metrics"]["val_acc"] * 100) for r in done if r["regimen"] == reg]
+        points += mine
+        ax.scatter([c for c, _ in mine], [a for _, a in mine], s=18, label=reg)
+    front = pareto_front(points)
+    ax.step([c for c, _ in front], [a for _, a in front], where="post", color="black", lw=1, label="frontier")
+    ax.set_xlabel(f"training {'process CPU' if key == 'cpu_time' else 'wall'} time per trial (s)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure_png(fig)
 
 
 def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=print) -> Path:
