@@ -305,3 +305,14 @@ def test_divergence_without_a_checkpoint_does_not_claim_one(make_trial, tmp_path
 def test_result_records_process_cpu_time_next_to_wall_time(make_trial):
     r = train(TrialConfig(**make_trial()), progress=False)
     assert r["cpu_time"] > 0 and r["wall_time"] > 0
+
+
+def test_data_passed_in_must_carry_the_validation_split_the_config_asks_for(make_trial):
+    """train(cfg, data=...) silently ignored dataset.val_fraction."""
+    from trainwise.errors import TrainwiseError
+
+    cfg = TrialConfig(**make_trial(dataset={"val_fraction": 0.2}))
+    raw = load_dataset(TrialConfig(**make_trial()).dataset)
+    with pytest.raises(TrainwiseError, match="validation split"):
+        train(cfg, data=raw, progress=False)
+    assert "val_acc" in train(cfg, data=load_dataset(cfg.dataset), progress=False)

@@ -105,6 +105,9 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     torch.manual_seed(cfg.seed)
 
     # ---- data, model, optimizer, budget, sampler, transforms, loss
+    if data is not None and cfg.dataset.val_fraction > 0 and data.x_val is None:
+        raise TrainwiseError("train(data=...) got data without the validation split dataset.val_fraction "
+                             "asks for; pass load_dataset(cfg.dataset) or use trainwise.fit(config, data=...)")
     data = data or load_dataset(cfg.dataset)
     if cfg.dataset.fingerprint:  # a user dataset: refuse to train on other data than the trial names
         cfg.with_fingerprint(data)
