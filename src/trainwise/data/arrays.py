@@ -27,7 +27,6 @@ memory; ``storage.apply_storage`` then moves it to a mapped cache file if the se
 from __future__ import annotations
 
 import dataclasses
-import os
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -47,16 +46,12 @@ _CHUNK = 1 << 24  # bytes scanned at a time (finite/range checks on memory-mappe
 # ---------------------------------------------------------------- shared by every user dataset
 
 
-def ram_bytes() -> int:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GB
-        return 8 << 30
-
-
 def use_mmap(storage: str, nbytes: int) -> bool:
-    """``storage`` mmap, or auto and inputs of more than a quarter of RAM."""
-    return storage == "mmap" or (storage == "auto" and nbytes > ram_bytes() // 4)
+    """``storage`` mmap, or auto and inputs of more than ``storage.AUTO_SHARE`` of the RAM this
+    process may use (the rule ``storage.resolve`` applies, cgroup limits included)."""
+    from .storage import AUTO_SHARE, total_ram
+
+    return storage == "mmap" or (storage == "auto" and nbytes > AUTO_SHARE * total_ram())
 
 
 def _rows(x: np.ndarray):

@@ -14,6 +14,8 @@ import json
 
 import torch
 
+from .storage import note_read
+
 _CHUNK = 1 << 24  # about 16 MB of rows at a time
 
 
@@ -28,6 +30,7 @@ def _update(h, key: str, t: torch.Tensor) -> None:
         part = t[i:i + step].detach().to("cpu").contiguous().reshape(-1)
         if part.numel():
             h.update(part.view(torch.uint8).numpy().data)
+            note_read(t, part.numel() * part.element_size())  # a mapped input: keep RSS bounded
 
 
 def fingerprint(data) -> str:
