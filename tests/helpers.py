@@ -120,3 +120,62 @@ def three_class_linear():
         lin.weight.copy_(torch.tensor([[-1.0, -1.0, -1.0, 1.0], [-3.0, 1.0, -3.0, -1.0], [-1.0, -3.0, -1.0, 2.0]]))
         lin.bias.copy_(torch.tensor([0.0, 1.0, 0.0]))
     return nn.Sequential(nn.Flatten(), lin)
+
+
+def cli_process(args: list[str], **popen_kw):
+    """``python -m trainwise.cli ARGS`` as a real process (one torch thread; stdout dropped,
+    stderr piped), for tests that need signals, kills or a second process."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "trainwise.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen_kw)
+
+
+def wait_for(pred, timeout: float, what: str, proc=None):
+    """Poll ``pred()`` until it is truthy (returned), failing the test after ``timeout`` seconds or
+    when ``proc`` (a driver process) exits first."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the driver exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def stored_status(out: Path) -> dict[str, str]:
+    """trial id -> status of a study's database, read-only while a driver writes it (WAL)."""
+    import sqlite3
+
+    db = out / "results.db"
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        return dict(con.execute("SELECT trial_id, status FROM trials"))
+    except sqlite3.OperationalError:  # not created yet
+        return {}
+    finally:
+        con.close()
+
+
+def load_error(dataset_cfg) -> str:
+    """The one-line DataError ``load_raw`` raises for a bad dataset config."""
+    import pytest
+
+    from trainwise.data import load_raw
+    from trainwise.errors import DataError
+
+    with pytest.raises(DataError) as e:
+        load_raw(dataset_cfg)
+    assert "\n" not in str(e.value)
+    return str(e.value)

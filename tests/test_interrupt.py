@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,6 +16,7 @@ from trainwise import interrupt
 from trainwise.interrupt import Interrupted
 from trainwise.study.config import TrialConfig
 from trainwise.train import train
+from helpers import cli_process
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +51,7 @@ def test_a_requested_stop_checkpoints_mid_epoch_and_resumes_to_the_same_weights(
 
 
 def _cli(args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "trainwise.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return cli_process(args, text=True)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

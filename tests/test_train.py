@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from trainwise.registry import Settings
 from trainwise.sampling import SAMPLERS, Selection
 from trainwise.study.config import TrialConfig
 from trainwise.train import train
+from helpers import cli_process
 
 
 def test_small_cnn_learns_digits():
@@ -205,10 +203,6 @@ def test_resume_refuses_other_config_and_truncated_checkpoint(make_trial, tmp_pa
         train(TrialConfig(**make_trial()), tmp_path, resume=True, progress=False)
 
 
-def _cli(args, **kw):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "trainwise.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
 
 
 def test_resume_after_sigkill_gives_identical_weights(tmp_path):
@@ -219,9 +213,9 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    assert _cli(["train", str(path), "--out", str(ref), "--no-progress"]).wait() == 0
+    assert cli_process(["train", str(path), "--out", str(ref), "--no-progress"]).wait() == 0
 
-    proc = _cli(["train", str(path), "--out", str(killed), "--no-progress"])
+    proc = cli_process(["train", str(path), "--out", str(killed), "--no-progress"])
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.005)
@@ -231,7 +225,7 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path):
     assert 0 < step < 40 * 23, "the kill must interrupt the run mid-way"
     assert not (killed / "model.pt").exists()
 
-    assert _cli(["train", str(path), "--out", str(killed), "--resume", "--no-progress"]).wait() == 0
+    assert cli_process(["train", str(path), "--out", str(killed), "--resume", "--no-progress"]).wait() == 0
     a = torch.load(ref / "model.pt", weights_only=True)
     b = torch.load(killed / "model.pt", weights_only=True)
     assert a.keys() == b.keys()

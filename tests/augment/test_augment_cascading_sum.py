@@ -4,10 +4,7 @@ the cascade moves K0 -> ... -> 1 inside the budget, and resumes exactly after a 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -22,6 +19,7 @@ from trainwise.data.loader import gather
 from trainwise.errors import ConfigError
 from trainwise.study.config import TrialConfig
 from trainwise.train import train
+from helpers import cli_process
 
 
 def _painted(n=12, size=(1, 6, 6)):
@@ -173,10 +171,6 @@ def test_fraction_cascade_without_validation_and_tta_sum_metric():
     assert r["test_acc_tta_sum"] != r["test_acc"]  # the sums change predictions: a separate metric
 
 
-def _cli(args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "trainwise.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def test_cascade_resumes_exactly_after_sigkill(tmp_path):
@@ -191,7 +185,7 @@ def test_cascade_resumes_exactly_after_sigkill(tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     train(TrialConfig(**cfg), ref, progress=False)  # the uninterrupted reference, in-process (1 thread)
 
-    proc = _cli(["train", str(path), "--out", str(killed), "--no-progress"])
+    proc = cli_process(["train", str(path), "--out", str(killed), "--no-progress"])
     ck_path, deadline, stage = killed / "checkpoint.pt", time.time() + 120, 0
     while stage < 1 and time.time() < deadline and proc.poll() is None:  # kill after the first halving
         time.sleep(0.02)
@@ -205,7 +199,7 @@ def test_cascade_resumes_exactly_after_sigkill(tmp_path):
     ck = torch.load(ck_path, weights_only=True)
     assert 1 <= ck["transform"]["0"]["stage"] < 2 + 1 and "best_state" in ck["transform"]["0"]
     assert ck["state"]["step"] < 20 * 18
-    assert _cli(["train", str(path), "--out", str(killed), "--resume", "--no-progress"]).wait() == 0
+    assert cli_process(["train", str(path), "--out", str(killed), "--resume", "--no-progress"]).wait() == 0
     a = torch.load(ref / "model.pt", weights_only=True)
     b = torch.load(killed / "model.pt", weights_only=True)
     for k in a:

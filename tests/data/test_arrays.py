@@ -6,13 +6,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from trainwise.data import fingerprint, load_dataset, load_raw
 from trainwise.data.arrays import is_mapped
-from trainwise.errors import DataError
 from trainwise.study.config import DatasetConfig
+from helpers import load_error
 
 
 def images(n, seed=0, layout="NCHW", dtype=np.uint8):
@@ -123,39 +122,32 @@ def test_mmap_array_is_not_copied(tmp_path, monkeypatch):
     assert not is_mapped(seen[0][1]) and not is_mapped(seen[1][1])
 
 
-def error(c) -> str:
-    with pytest.raises(DataError) as e:
-        load_raw(c)
-    assert "\n" not in str(e.value)
-    return str(e.value)
-
-
 def test_errors(tmp_path):
     def npz(name, **arrays):
         return cfg(save_npz(tmp_path / f"{name}.npz", **arrays))
 
-    assert "does not exist" in error(cfg(tmp_path / "none.npz"))
+    assert "does not exist" in load_error(cfg(tmp_path / "none.npz"))
     a = split()
     del a["y_test"]
-    msg = error(npz("missing", **a))
+    msg = load_error(npz("missing", **a))
     assert "'y_test'" in msg and "found: x_test, x_train, y_train" in msg
-    assert "test_fraction" in error(npz("xy", x=images(4), y=labels(4)))
-    assert "remove dataset.test_fraction" in error(cfg(save_npz(tmp_path / "tf.npz", **split()), test_fraction=0.2))
-    assert "integer class indices" in error(npz("float", **split(y_train=labels(12) + 0.5)))
-    assert "not negative" in error(npz("neg", **split(y_train=labels(12) - 1)))
-    msg = error(npz("range", **split(y_test=labels(6) + 5)))
+    assert "test_fraction" in load_error(npz("xy", x=images(4), y=labels(4)))
+    assert "remove dataset.test_fraction" in load_error(cfg(save_npz(tmp_path / "tf.npz", **split()), test_fraction=0.2))
+    assert "integer class indices" in load_error(npz("float", **split(y_train=labels(12) + 0.5)))
+    assert "not negative" in load_error(npz("neg", **split(y_train=labels(12) - 1)))
+    msg = load_error(npz("range", **split(y_test=labels(6) + 5)))
     assert "y_test" in msg and "0..2" in msg
     nan = images(12, dtype=np.float32)
     nan[4, 0, 0, 0] = np.nan
-    assert "image 4 holds NaN" in error(npz("nan", **split(x_train=nan, x_test=images(6, dtype=np.float32))))
+    assert "image 4 holds NaN" in load_error(npz("nan", **split(x_train=nan, x_test=images(6, dtype=np.float32))))
     tab = np.ones((12, 3))
     tab[2, 1] = np.inf
-    assert "sample 2 holds NaN or infinity" in error(npz("inf", **split(x_train=tab, x_test=np.ones((6, 3)))))
-    assert "outside [0, 1]" in error(npz("range01", **split(x_train=images(12, dtype=np.float32) * 3,
+    assert "sample 2 holds NaN or infinity" in load_error(npz("inf", **split(x_train=tab, x_test=np.ones((6, 3)))))
+    assert "outside [0, 1]" in load_error(npz("range01", **split(x_train=images(12, dtype=np.float32) * 3,
                                                             x_test=images(6, dtype=np.float32))))
-    assert "13 labels" in error(npz("len", **split(y_train=labels(13))))
-    assert "1-D" in error(npz("ndim", **split(x_train=np.zeros(12), x_test=np.zeros(6))))
-    assert "5-D" in error(npz("ndim5", **split(x_train=np.zeros((12, 1, 1, 2, 2)), x_test=np.zeros((6, 1, 1, 2, 2)))))
-    assert "one-hot" in error(npz("onehot", **split(y_train=np.eye(3)[labels(12)])))
+    assert "13 labels" in load_error(npz("len", **split(y_train=labels(13))))
+    assert "1-D" in load_error(npz("ndim", **split(x_train=np.zeros(12), x_test=np.zeros(6))))
+    assert "5-D" in load_error(npz("ndim5", **split(x_train=np.zeros((12, 1, 1, 2, 2)), x_test=np.zeros((6, 1, 1, 2, 2)))))
+    assert "one-hot" in load_error(npz("onehot", **split(y_train=np.eye(3)[labels(12)])))
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    assert "not a readable .npz" in error(cfg(tmp_path / "junk.npz"))
+    assert "not a readable .npz" in load_error(cfg(tmp_path / "junk.npz"))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from trainwise.data import fingerprint, load_raw
-from trainwise.errors import DataError
 from trainwise.study.config import DatasetConfig
+from helpers import load_error
 
 
 def table(path: Path, rows=None, header="a,b,kind,c") -> Path:
@@ -47,29 +46,22 @@ def test_feature_columns_integer_labels_bom_and_blank_lines(tmp_path):
     assert set(d.y_train.tolist()) == {0, 1}
 
 
-def error(c) -> str:
-    with pytest.raises(DataError) as e:
-        load_raw(c)
-    assert "\n" not in str(e.value)
-    return str(e.value)
-
-
 def test_errors(tmp_path):
     ok = table(tmp_path / "ok.csv")
-    assert "does not exist" in error(cfg(tmp_path / "none.csv"))
-    msg = error(cfg(ok, label_column="species"))
+    assert "does not exist" in load_error(cfg(tmp_path / "none.csv"))
+    msg = load_error(cfg(ok, label_column="species"))
     assert "no column 'species'" in msg and "'a', 'b', 'kind', 'c'" in msg
-    assert "feature column 'zz'" in error(cfg(ok, feature_columns=["a", "zz"]))
-    assert "test_fraction" in error(DatasetConfig(name="csv", path=str(ok), label_column="kind"))
+    assert "feature column 'zz'" in load_error(cfg(ok, feature_columns=["a", "zz"]))
+    assert "test_fraction" in load_error(DatasetConfig(name="csv", path=str(ok), label_column="kind"))
     bad = table(tmp_path / "nn.csv", ["1,2,cat,3", "4,abc,dog,6", "1,1,cat,1"])
-    msg = error(cfg(bad))
+    msg = load_error(cfg(bad))
     assert "line 3" in msg and "column 'b'" in msg and "'abc' is not a number" in msg
-    assert "'' is not a number" in error(cfg(table(tmp_path / "empty.csv", ["1,,cat,3", "1,2,dog,3"])))
-    msg = error(cfg(table(tmp_path / "nan.csv", ["1,2,cat,3", "1,nan,dog,3"])))
+    assert "'' is not a number" in load_error(cfg(table(tmp_path / "empty.csv", ["1,,cat,3", "1,2,dog,3"])))
+    msg = load_error(cfg(table(tmp_path / "nan.csv", ["1,2,cat,3", "1,nan,dog,3"])))
     assert "line 3" in msg and "not a finite number" in msg
-    assert "inf" in error(cfg(table(tmp_path / "inf.csv", ["1,2,cat,3", "1,2,dog,-inf"])))
-    assert "3 fields" in error(cfg(table(tmp_path / "short.csv", ["1,2,cat,3", "1,2,dog"])))
-    assert "header but no rows" in error(cfg(table(tmp_path / "hdr.csv", [])))
-    assert "one class" in error(cfg(table(tmp_path / "one.csv", ["1,2,cat,3", "1,2,cat,4"])))
+    assert "inf" in load_error(cfg(table(tmp_path / "inf.csv", ["1,2,cat,3", "1,2,dog,-inf"])))
+    assert "3 fields" in load_error(cfg(table(tmp_path / "short.csv", ["1,2,cat,3", "1,2,dog"])))
+    assert "header but no rows" in load_error(cfg(table(tmp_path / "hdr.csv", [])))
+    assert "one class" in load_error(cfg(table(tmp_path / "one.csv", ["1,2,cat,3", "1,2,cat,4"])))
     (tmp_path / "latin.csv").write_bytes("a,kind\n1,caf\xe9\n".encode("latin-1"))
-    assert "not UTF-8" in error(cfg(tmp_path / "latin.csv"))
+    assert "not UTF-8" in load_error(cfg(tmp_path / "latin.csv"))

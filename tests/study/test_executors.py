@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from trainwise import interrupt
 from trainwise.interrupt import Interrupted
 from trainwise.study.config import StudyConfig
 from trainwise.study.executors import LocalExecutor, ProcessExecutor
+from helpers import stored_status, wait_for
 
 STUDY = dict(
     name="stop",
@@ -45,32 +45,6 @@ STOP_LIMIT_S = 15.0  # a loaded 2-core machine; the stop itself takes 1-3 s
 
 def ids(cfg: StudyConfig, budget: float | None = None) -> list[str]:
     return [t.config_hash() for t in cfg.trials() if budget is None or t.budget == budget]
-
-
-def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the driver exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def stored(out: Path) -> dict[str, str]:
-    """trial id -> status, read while the driver writes (WAL)."""
-    db = out / "results.db"
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        return dict(con.execute("SELECT trial_id, status FROM trials"))
-    except sqlite3.OperationalError:  # not created yet
-        return {}
-    finally:
-        con.close()
 
 
 def children(pid: int) -> list[int]:
@@ -137,7 +111,7 @@ def test_signal_stops_the_study_within_seconds(tmp_path, sig, group):
     short, long = ids(cfg, 0.02), ids(cfg, 1.0)
     proc, out = start_study(tmp_path, STUDY)
     try:
-        wait_for(lambda: stored(out) == {t: "done" for t in short}
+        wait_for(lambda: stored_status(out) == {t: "done" for t in short}
                  and all((out / "trials" / t / "checkpoint.pt").exists() for t in long),
                  90, "the short trials stored and the long ones checkpointed", proc)
         kids = children(proc.pid)
@@ -157,7 +131,7 @@ def test_signal_stops_the_study_within_seconds(tmp_path, sig, group):
     assert "Traceback" not in err and "Traceback" not in (tmp_path / "stdout.txt").read_text()
     assert "interrupted" in (tmp_path / "stdout.txt").read_text() + err
     # finished trials stored; interrupted ones are not outcomes but keep their progress
-    assert stored(out) == {t: "done" for t in short}
+    assert stored_status(out) == {t: "done" for t in short}
     for t in long:
         assert (out / "trials" / t / "checkpoint.pt").exists() and not (out / "trials" / t / "result.json").exists()
     wait_for(lambda: not any(map(alive, kids)), 5, "the workers to exit")

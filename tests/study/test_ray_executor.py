@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from trainwise.errors import TrainwiseError
 from trainwise.study.config import StudyConfig
 from trainwise.study.ray_executor import CONNECT_TIMEOUT_ENV, INSTALL_HINT, RayExecutor
 from trainwise.study.runner import run_study
-from helpers import stored_rows
+from helpers import stored_rows, stored_status, wait_for
 
 BASE = dict(
     name="ray",
@@ -37,30 +36,6 @@ BASE = dict(
     seeds=[0, 1, 2, 3],
 )
 TIMING = {"wall_time", "cpu_time", "time_to_target"}
-
-
-def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"the driver exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def stored(out: Path) -> dict[str, str]:
-    db = out / "results.db"
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        return dict(con.execute("SELECT trial_id, status FROM trials"))
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        con.close()
 
 
 def cli(tmp_path: Path, study: dict, *args: str) -> tuple[list[str], Path]:
@@ -82,7 +57,7 @@ def test_ctrl_c_stops_a_ray_study_and_its_ray_within_seconds(tmp_path):
     proc = subprocess.Popen(cmd, stdout=open(tmp_path / "stdout.txt", "w"), stderr=open(tmp_path / "stderr.txt", "w"),
                             start_new_session=True)
     try:
-        wait_for(lambda: stored(out) == {t: "done" for t in short}
+        wait_for(lambda: stored_status(out) == {t: "done" for t in short}
                  and all((out / "trials" / t / "checkpoint.pt").exists() for t in long),
                  120, "the short trials stored and the long ones checkpointed", proc)
         t0 = time.monotonic()
@@ -95,7 +70,7 @@ def test_ctrl_c_stops_a_ray_study_and_its_ray_within_seconds(tmp_path):
     err = (tmp_path / "stderr.txt").read_text()
     assert rc == 130, err
     assert "Traceback" not in err + (tmp_path / "stdout.txt").read_text()
-    assert stored(out) == {t: "done" for t in short}
+    assert stored_status(out) == {t: "done" for t in short}
     for t in long:
         assert (out / "trials" / t / "checkpoint.pt").exists() and not (out / "trials" / t / "result.json").exists()
 
