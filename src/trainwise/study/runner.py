@@ -46,8 +46,8 @@ def check_inputs(cfg: StudyConfig):
     """Load the data and fail before any trial runs if they are missing, a budget is impossible, or
     a regimen's model, sampler or transform cannot be built and stepped on a real batch.
 
-    Returns the config with the data's fingerprint (user datasets), its trials, and every trial's
-    planned optimizer steps by trial id."""
+    Returns the config with the data's fingerprint (user datasets), its trials, every trial's
+    planned optimizer steps by trial id, and the loaded data."""
     from .preflight import preflight
 
     data = load_dataset(cfg.dataset)
@@ -55,7 +55,7 @@ def check_inputs(cfg: StudyConfig):
     trials = cfg.trials()
     planned = {t.config_hash(): t.make_budget(data.n_train).total_steps for t in trials}
     preflight(trials, data)
-    return cfg, trials, planned, describe_data(cfg, data)
+    return cfg, trials, planned, data
 
 
 def describe_data(cfg: StudyConfig, data) -> str:
@@ -92,7 +92,9 @@ def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool 
     (``trainwise.interrupt``) every finished trial is stored, running ones checkpoint, and
     ``Interrupted`` propagates."""
     ex = make_executor(executor, workers, False, address)  # fails early if e.g. Ray is missing
-    cfg, trials, planned, about = check_inputs(cfg)
+    cfg, trials, planned, data = check_inputs(cfg)
+    about = describe_data(cfg, data)
+    del data  # each trial loads its own (in its worker)
     ensure_writable(out)
     with DirLock(out, f"trainwise study {cfg.name}"):
         remove_stale_tmp(out)
@@ -157,8 +159,7 @@ def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = 
 
     from ..train import train
 
-    cfg, trials, planned, _ = check_inputs(cfg)
-    data = load_dataset(cfg.dataset)
+    cfg, trials, planned, data = check_inputs(cfg)
     status = {}
     if (out / "results.db").is_file():
         store = Store.open_existing(out / "results.db")
