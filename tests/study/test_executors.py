@@ -33,7 +33,7 @@ from helpers import stored_status, wait_for
 
 STUDY = dict(
     name="stop",
-    dataset={"name": "synthetic", "synthetic": {"n_train": 2048, "n_test": 64, "size": 8}},
+    dataset={"name": "synthetic", "val_fraction": 0, "synthetic": {"n_train": 2048, "n_test": 64, "size": 8}},
     model={"name": "mlp", "hidden": 32, "depth": 1},
     # about 1000 steps/s on one core: 300 epochs (19200 steps at budget 1.0) outlast every test
     train={"epochs": 300, "batch_size": 32, "threads": 1, "checkpoint_every": 20},

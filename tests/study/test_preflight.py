@@ -49,7 +49,7 @@ def test_cuda_without_cuda_names_the_regimen():
 
 
 def test_a_transform_that_cannot_be_built_names_the_regimen():
-    cfg = study(loss="bce", regimens=[{"name": "plain"}, {"name": "cascade", "augment": [
+    cfg = study(loss="bce", dataset={**BASE["dataset"], "val_fraction": 0}, regimens=[{"name": "plain"}, {"name": "cascade", "augment": [
         {"name": "cascading-sum", "k": 2, "schedule": "cascade", "switch": "plateau"}]}])
     with pytest.raises(TrainwiseError, match="^regimen 'cascade': cascading-sum schedule cascade with switch "
                                              "plateau needs a validation split"):

@@ -29,7 +29,7 @@ from helpers import stored_rows, stored_status, wait_for
 
 BASE = dict(
     name="ray",
-    dataset={"name": "synthetic", "synthetic": {"n_train": 1024, "n_test": 128, "size": 8}},
+    dataset={"name": "synthetic", "val_fraction": 0, "synthetic": {"n_train": 1024, "n_test": 128, "size": 8}},
     model={"name": "mlp", "hidden": 32, "depth": 1},
     # one torch thread everywhere, so the in-process run and the Ray workers do the same float math
     train={"epochs": 4, "batch_size": 32, "threads": 1, "checkpoint_every": 20},
@@ -48,7 +48,7 @@ def cli(tmp_path: Path, study: dict, *args: str) -> tuple[list[str], Path]:
 def test_ctrl_c_stops_a_ray_study_and_its_ray_within_seconds(tmp_path):
     """The driver starts its own Ray; Ctrl-C (SIGINT to the whole process group, Ray's processes
     included): finished trials stored, running ones checkpointed, Ray shut down, no traceback."""
-    study = {**BASE, "dataset": {"name": "synthetic", "synthetic": {"n_train": 2048, "n_test": 64, "size": 8}},
+    study = {**BASE, "dataset": {"name": "synthetic", "val_fraction": 0, "synthetic": {"n_train": 2048, "n_test": 64, "size": 8}},
              "seeds": [0, 1], "budgets": [0.02, 1.0], "train": {**BASE["train"], "epochs": 300}}
     trials = StudyConfig(**study).trials()
     short = [t.config_hash() for t in trials if t.budget == 0.02]

@@ -51,8 +51,9 @@ def test_failed_trial_is_stored_and_the_study_goes_on(tmp_path):
     lines = []
     run_study(bad, out, echo=lines.append)
     assert "0 to run" in lines[0]
+    lines.clear()
     run_study(bad, out, retry_failed=True, echo=lines.append)
-    assert "2 to run" in lines[-3]
+    assert "2 to run" in lines[0]
 
 
 def test_process_executor_matches_local(tmp_path):
@@ -82,7 +83,9 @@ def test_cli_study_writes_report_and_report_command_regenerates(tmp_path, capsys
     md = (out / "report.md").read_text()
     assert "| uniform/none | 0.5 | 2 |" in md and "![accuracy_vs_budget]" in md
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3  # budget, time, Pareto (validation accuracy)
+    # no val_fraction in the config: 10% of the training set was carved for the verdict
+    assert "validation (10% of the training set" in md and "At budget 0.5: **" in md
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").read_text() == md

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence, Union, get_args
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
                       model_validator)
 
 from ..augment import TRANSFORMS
@@ -389,8 +389,13 @@ class RegimenConfig(Strict):
         return f"{self.sampler['name']}{ms}/{aug}"
 
 
+AUTO_VAL_FRACTION = 0.1
+
+
 class StudyConfig(Common):
     """A grid: regimens (explicit, or samplers x augments) x budgets x seeds."""
+
+    _auto_val: bool = PrivateAttr(False)
 
     name: Name = "study"
     seeds: list[Seed] = Field([0], max_length=1000)
@@ -440,6 +445,23 @@ class StudyConfig(Common):
                                      "leading '.'); name it") from None
         self._check_fit([r.augment for r in self.regimen_list()])
         return self
+
+    @model_validator(mode="after")
+    def _carve_validation(self):
+        """A study picks its regimen on validation data (study/verdict.py), never on the test set:
+        when the config gives no ``dataset.val_fraction``, hold out ``AUTO_VAL_FRACTION`` of the
+        training set (stratified, seeded by ``split_seed``) and record it in the trials' configs.
+        ``val_fraction: 0`` trains on everything and gives no verdict. Multisplit regimens make
+        their own splits."""
+        if "val_fraction" not in self.dataset.model_fields_set and not any(r.multisplit for r in self.regimens or []):
+            self.dataset = self.dataset.model_copy(update={"val_fraction": AUTO_VAL_FRACTION})
+            self._auto_val = True
+        return self
+
+    @property
+    def auto_validation(self) -> bool:
+        """Whether the validation split was carved because the config named none."""
+        return self._auto_val
 
     def regimen_list(self) -> list[RegimenConfig]:
         if self.regimens is not None:

@@ -62,8 +62,11 @@ def describe_data(cfg: StudyConfig, data) -> str:
     """One line on the report: which data, how many samples in each split, the class names."""
     d = cfg.dataset
     where = d.path or d.function or ""
-    sizes = f"{data.n_train} train" + (f" / {len(data.y_val)} validation" if data.y_val is not None else "") + \
-        f" / {len(data.y_test)} test"
+    val = ""
+    if data.y_val is not None:
+        val = (f" / {len(data.y_val)} validation ({d.val_fraction:.0%} of the training set, stratified by class, "
+               f"split_seed {d.split_seed}{'; carved because the config names no val_fraction' if getattr(cfg, 'auto_validation', False) else ''})")
+    sizes = f"{data.n_train} train{val} / {len(data.y_test)} test"
     names = getattr(data, "classes", None) or []
     shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
     return (f"Data: {d.name}{' ' + where if where else ''}, inputs {tuple(data.input_shape)}, {sizes}, "
@@ -71,11 +74,15 @@ def describe_data(cfg: StudyConfig, data) -> str:
             (f" (fingerprint {d.fingerprint})" if d.fingerprint else "") + ".")
 
 
-def make_executor(name: str, workers: int, progress: bool | None = None, address: str | None = None):
+def make_executor(name: str, workers: int, progress: bool | None = None, address: str | None = None,
+                  gpus_per_trial: float | None = None):
+    if gpus_per_trial is not None and name != "ray":
+        raise TrainwiseError("--gpus-per-trial is for --executor ray; with --workers N the N worker processes "
+                             "share the GPU the trials name (train.device), no setting needed")
     if name == "ray":
         from .ray_executor import RayExecutor  # optional extra
 
-        return RayExecutor(workers, address)
+        return RayExecutor(workers, address, gpus_per_trial=gpus_per_trial)
     if name == "processes" or (name == "local" and workers > 1):
         return ProcessExecutor(workers)
     return LocalExecutor(progress)
@@ -83,7 +90,7 @@ def make_executor(name: str, workers: int, progress: bool | None = None, address
 
 def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = False,
               executor: str = "local", address: str | None = None, progress: bool | None = None,
-              echo=print, report: bool = False) -> list[dict]:
+              echo=print, report: bool = False, gpus_per_trial: float | None = None) -> list[dict]:
     """Run the study's missing trials into ``out`` and return every trial's row; with ``report``
     also write report.md/html, under the same lock.
 
@@ -91,7 +98,7 @@ def run_study(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool 
     True draws live bars on a terminal; False prints a line per trial. On SIGINT/SIGTERM
     (``trainwise.interrupt``) every finished trial is stored, running ones checkpoint, and
     ``Interrupted`` propagates."""
-    ex = make_executor(executor, workers, False, address)  # fails early if e.g. Ray is missing
+    ex = make_executor(executor, workers, False, address, gpus_per_trial)  # fails early if e.g. Ray is missing
     cfg, trials, planned, data = check_inputs(cfg)
     about = describe_data(cfg, data)
     del data  # each trial loads its own (in its worker)
@@ -120,6 +127,9 @@ def _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, ec
         jobs.append((tid, t.model_dump(mode="json"), str(out / "trials" / tid)))
     skipped = len(trials) - len(jobs)
     echo(f"study {cfg.name!r}: {len(trials)} trials, {skipped} already stored, {len(jobs)} to run -> {out}")
+    if getattr(cfg, "auto_validation", False):
+        echo(f"no dataset.val_fraction: {cfg.dataset.val_fraction:.0%} of the training set is held out as the "
+             "validation split the verdict picks on (set dataset.val_fraction: 0 to train on all of it)")
 
     by_id = {tid: t for t, tid in zip(trials, ids)}
     live = progress is not False and sys.stderr.isatty()
