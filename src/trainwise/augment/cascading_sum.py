@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
+from ..accel import to_device
 from ..data.loader import Batch
 from ..errors import ConfigError
 from ..registry import Settings
@@ -40,7 +41,7 @@ def cascading_sum(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, perms: torc
     """x~_i = sum_k w_k x[perms[k, i]], same for y. ``w``: (K,) or (M, K); ``perms``: (K, M)
     indices into the batch (M = N for ``shuffle`` grouping, N // K for ``split``)."""
     k, m = perms.shape
-    w = w.to(x.device, x.dtype).expand(m, k)
+    w = to_device(w, x.device).to(x.dtype).expand(m, k)
     xf = x.reshape(x.shape[0], -1)
     out_x = xf.index_select(0, perms[0]) * w[:, :1]
     out_y = y.index_select(0, perms[0]) * w[:, :1]
@@ -100,7 +101,7 @@ class CascadingSum(Transform):
         self.best_val = -1.0
         self.best_state: dict | None = None
         self.since_best = 0
-        self.hits = 0.0
+        self.hits: torch.Tensor | float = 0.0  # summed on the device between evaluations (no per-step read)
         self.seen = 0
         self._labels: torch.Tensor | None = None
 
@@ -127,13 +128,14 @@ class CascadingSum(Transform):
 
     def observe(self, logits: torch.Tensor, batch: Batch) -> None:
         if self._labels is not None:
-            self.hits += float(topk_hits(logits.detach(), self._labels).sum())
+            # float64 on the device: the same sums as adding Python floats, read once per evaluation
+            self.hits = self.hits + topk_hits(logits.detach(), self._labels).sum().double()
             self.seen += len(batch)
 
     def on_eval(self, record: dict, model: torch.nn.Module) -> None:
         record["K"] = self.k_eff
         if self.seen:
-            record["train_topk_acc"] = self.hits / self.seen
+            record["train_topk_acc"] = float(self.hits) / self.seen
         self.hits, self.seen = 0.0, 0
         if "val_acc" in record:
             if record["val_acc"] > self.best_val:
@@ -169,7 +171,7 @@ class CascadingSum(Transform):
         m = perms.shape[1]
         w = raw if st.weights == "equal" else dirichlet(st.dirichlet_alpha, k, m, gen) * raw
         w = w / w.sum(-1, keepdim=True)
-        perms = perms.to(batch.x.device)
+        perms = to_device(perms, batch.x.device)
         x, y = cascading_sum(batch.x, smooth(batch.y, st.smoothing), w, perms)
         self._labels = batch.labels[perms]
         if st.grouping == "split":  # the sums stand for group 0's samples
@@ -180,7 +182,7 @@ class CascadingSum(Transform):
 
     def state_dict(self) -> dict:
         sd = dict(stage=self.stage, k_eff=self.k_eff, best_val=self.best_val, since_best=self.since_best,
-                  hits=self.hits, seen=self.seen)
+                  hits=float(self.hits), seen=self.seen)
         if self.best_state is not None:
             sd["best_state"] = self.best_state
         return sd

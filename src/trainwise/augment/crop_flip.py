@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from ..accel import to_device
 from ..data.loader import Batch
 from .base import TRANSFORMS, Transform
 from ..registry import Settings
@@ -37,10 +38,10 @@ class CropFlip(Transform):
         x = batch.x
         n = x.shape[0]
         p = self.settings.pad
-        dy = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
-        dx = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
+        dy = to_device(torch.randint(0, 2 * p + 1, (n,), generator=gen), x.device)
+        dx = to_device(torch.randint(0, 2 * p + 1, (n,), generator=gen), x.device)
         if self.settings.flip:
-            flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+            flip = to_device(torch.rand(n, generator=gen) < 0.5, x.device)
         else:
             flip = torch.zeros(n, dtype=torch.bool, device=x.device)
         return batch.replace(x=crop_flip(x, p, dy, dx, flip))

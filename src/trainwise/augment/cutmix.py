@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from ..accel import to_device
 from ..data.loader import Batch
 from ..registry import Settings
 from .base import TRANSFORMS, Transform
@@ -25,13 +26,13 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, boxes: torch.Tensor, perm: torch.Te
     """Paste ``x[perm]`` into ``x`` inside ``boxes`` (rows y0, y1, x0, x1, half-open, per sample
     (N, 4) or one (4,) for the batch); mix targets by the real pasted area. Returns (x, y, lam)."""
     n, _, h, w = x.shape
-    b = boxes.to(x.device).view(-1, 4)
-    if b.shape[0] == 1:  # one box for the batch: copy only the box region of the permuted batch
-        y0, y1, x0, x1 = (int(v) for v in b[0])
+    if boxes.numel() == 4:  # one box for the batch: copy only the box region of the permuted batch
+        y0, y1, x0, x1 = boxes.reshape(4).tolist()  # drawn on the host: no device read
         out = x.clone()
         out[:, :, y0:y1, x0:x1] = x[:, :, y0:y1, x0:x1].index_select(0, perm)
         lam = torch.full((n,), 1 - (y1 - y0) * (x1 - x0) / (h * w), dtype=x.dtype, device=x.device)
         return out, lam[:, None] * y + (1 - lam[:, None]) * y.index_select(0, perm), lam
+    b = to_device(boxes, x.device).view(-1, 4)
     rows = torch.arange(h, device=x.device).view(1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w)
     inside = ((rows >= b[:, 0, None, None]) & (rows < b[:, 1, None, None])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from ..accel import to_device
 from ..data.loader import Batch
 from ..registry import Settings
 from .base import TRANSFORMS, Transform
@@ -40,5 +41,5 @@ class Mixup(Transform):
         lam = beta(st.alpha, st.alpha, n if st.per_sample else 1, gen)
         lam = lam if st.per_sample else lam[0]
         perm = permutation(n, gen, batch.x.device)
-        x, y = mixup(batch.x, smooth(batch.y, st.smoothing), lam.to(batch.x.device), perm)
+        x, y = mixup(batch.x, smooth(batch.y, st.smoothing), to_device(lam, batch.x.device), perm)
         return batch.replace(x=x, y=y)

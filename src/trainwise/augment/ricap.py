@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from ..accel import to_device
 from ..data.loader import Batch
 from ..registry import Settings
 from .base import TRANSFORMS, Transform
@@ -31,10 +32,11 @@ def ricap(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, h: torch.Tensor,
     ``perms``: (4, N) source of each region. Returns (x, y, weights (N, 4))."""
     n, c, hh, ww = x.shape
     dev = x.device
+    perms = to_device(perms, dev)  # the layout is drawn on the host: one upload each, no host sync
     if w.numel() == 1 and h.numel() == 1 and offsets.shape[0] == 1:  # one layout for the batch
         return _ricap_batch(x, y, int(w), int(h), offsets[0], perms)
-    w, h = w.to(dev).view(-1, 1, 1), h.to(dev).view(-1, 1, 1)
-    off = offsets.to(dev)
+    w, h = to_device(w, dev).view(-1, 1, 1), to_device(h, dev).view(-1, 1, 1)
+    off = to_device(offsets, dev)
     r = torch.arange(hh, device=dev).view(1, hh, 1)
     col = torch.arange(ww, device=dev).view(1, 1, ww)
     bottom, right = r >= h, col >= w
@@ -42,13 +44,13 @@ def ricap(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, h: torch.Tensor,
     src_r = r - torch.where(bottom, h, 0) + off[:, :, 0].gather(1, k.flatten(1)).view_as(k)
     src_c = col - torch.where(right, w, 0) + off[:, :, 1].gather(1, k.flatten(1)).view_as(k)
     k, src_r, src_c = (t.expand(n, hh, ww) for t in (k, src_r, src_c))
-    src_n = perms.to(dev).T.gather(1, k.flatten(1)).view(n, hh, ww)  # source image of each pixel
+    src_n = perms.T.gather(1, k.flatten(1)).view(n, hh, ww)  # source image of each pixel
     pix = (src_n * (c * hh * ww) + src_r * ww + src_c).unsqueeze(1)  # (N, 1, H, W) flat index, channel 0
     pix = pix + torch.arange(c, device=dev).view(1, c, 1, 1) * (hh * ww)
     out = x.reshape(-1).index_select(0, pix.reshape(-1)).view(n, c, hh, ww)
     wf, hf = w.view(-1).to(x.dtype) / ww, h.view(-1).to(x.dtype) / hh
     weights = torch.stack([hf * wf, hf * (1 - wf), (1 - hf) * wf, (1 - hf) * (1 - wf)], 1).expand(n, 4)
-    y_mix = sum(weights[:, j, None] * y.index_select(0, perms[j].to(dev)) for j in range(4))
+    y_mix = sum(weights[:, j, None] * y.index_select(0, perms[j]) for j in range(4))
     return out, y_mix, weights
 
 
@@ -61,10 +63,10 @@ def _ricap_batch(x, y, w: int, h: int, offsets: torch.Tensor, perms: torch.Tenso
     for k, (r0, r1, c0, c1) in enumerate(regions):
         oy, ox = int(offsets[k, 0]), int(offsets[k, 1])
         src = x[:, :, oy:oy + r1 - r0, ox:ox + c1 - c0]
-        out[:, :, r0:r1, c0:c1] = src.index_select(0, perms[k].to(x.device))
+        out[:, :, r0:r1, c0:c1] = src.index_select(0, perms[k])
         weights.append((r1 - r0) * (c1 - c0) / (hh * ww))
-    wts = torch.tensor(weights, dtype=x.dtype, device=x.device).expand(n, 4)
-    y_mix = sum(wts[:, j, None] * y.index_select(0, perms[j].to(x.device)) for j in range(4))
+    wts = to_device(torch.tensor(weights, dtype=x.dtype), x.device).expand(n, 4)
+    y_mix = sum(wts[:, j, None] * y.index_select(0, perms[j]) for j in range(4))
     return out, y_mix, wts
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ..accel import to_device
+
 
 def smooth(y: torch.Tensor, smoothing: float) -> torch.Tensor:
     """(1 - s) * y + s / C, row-wise on targets ``y`` (B, C); the row sums are kept."""
@@ -35,4 +37,5 @@ def dirichlet(alpha: float, k: int, n: int, gen: torch.Generator) -> torch.Tenso
 
 
 def permutation(n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.randperm(n, generator=gen).to(device)
+    """A random permutation of the batch, drawn on the host from ``gen``, on ``device`` (no host sync)."""
+    return to_device(torch.randperm(n, generator=gen), device)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..accel import to_device
 from . import storage
 from .base import as_float
 
@@ -39,16 +40,17 @@ def gather(
     weight: torch.Tensor | None = None,
 ) -> Batch:
     """Gather a batch by index tensor: the labels ``y`` live on the training device, the inputs
-    ``x`` there too or (memory-mapped) on the CPU; the batch's inputs come out float on the device."""
-    idx = idx.to(y.device)
-    labels = y[idx]
+    ``x`` there too or (memory-mapped) on the CPU; the batch's inputs come out float on the device.
+    Indices and weights chosen on the host go to the device without a host sync (``to_device``)."""
     xb = rows(x, idx, y.device)
+    idx = to_device(idx, y.device)
+    labels = y[idx]
     targets = torch.nn.functional.one_hot(labels, num_classes).to(xb.dtype)
-    return Batch(xb, targets, labels, idx, weight)
+    return Batch(xb, targets, labels, idx, None if weight is None else to_device(weight, y.device))
 
 
 def rows(x: torch.Tensor, idx: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """``as_float(x[idx])`` on ``device``: index where ``x`` lives, move the rows, then convert."""
-    out = x[idx.to(x.device)]
+    out = x[to_device(idx, x.device)]
     storage.note_read(x, storage.row_read_bytes(x, len(idx)))
-    return as_float(out.to(device))
+    return as_float(to_device(out, device))

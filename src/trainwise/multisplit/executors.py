@@ -10,7 +10,8 @@ seeds, given the same torch thread count per worker (the driver fixes it).
 - ``RayPool``: one Ray actor per worker (Zhang et al. run one training process per worker
   of a distributed engine); a local Ray starts if none is running, or ``address`` joins a
   cluster. Parameters are put in Ray's object store once per round and fetched by the
-  receivers.
+  receivers. With ``train.device`` cuda/auto on a cluster with GPUs, the K actors share them
+  (each asks for GPUs / K, at most 1).
 """
 
 from __future__ import annotations
@@ -132,10 +133,13 @@ class RayPool:
             else:
                 ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(), **kw)
             self.owned = True
+        from ..study.ray_executor import trial_gpus
+
         threads = inits[0][-1]
-        # actors hold their CPUs for their lifetime: never ask for more than the cluster has
+        # actors hold their CPUs (and GPU shares) for their lifetime: never ask for more than the cluster has
         cpus = min(float(threads), ray.cluster_resources().get("CPU", 1.0) / len(inits))
-        actor = ray.remote(SplitWorker).options(num_cpus=cpus, max_restarts=0)
+        gpus = trial_gpus(inits[0][0], float(ray.cluster_resources().get("GPU", 0)), len(inits))
+        actor = ray.remote(SplitWorker).options(num_cpus=cpus, max_restarts=0, **({"num_gpus": gpus} if gpus else {}))
         self.actors = [actor.remote(*a) for a in inits]
         try:
             ray.get([a.info.remote() for a in self.actors])  # surface construction errors now

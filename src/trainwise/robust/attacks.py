@@ -30,6 +30,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..accel import to_device
+
 Norm = Literal["linf", "l2"]
 ATTACKS = ("fgsm", "bim", "mim", "pgd")
 NORMS = ("linf", "l2")
@@ -59,11 +61,11 @@ def project(delta: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
 def random_start(x: torch.Tensor, eps: float, norm: Norm, gen: torch.Generator | None = None) -> torch.Tensor:
     """A perturbation drawn uniformly from the ε-ball (ℓ∞: the cube; ℓ2: the ball's volume)."""
     if norm == "linf":
-        u = torch.rand(x.shape, generator=gen, device="cpu").to(x.device)
+        u = to_device(torch.rand(x.shape, generator=gen, device="cpu"), x.device)
         return (2 * u - 1) * eps
-    g = torch.randn(x.shape, generator=gen, device="cpu").to(x.device)
+    g = to_device(torch.randn(x.shape, generator=gen, device="cpu"), x.device)
     d = x[0].numel()
-    r = torch.rand(len(x), generator=gen, device="cpu").to(x.device) ** (1.0 / d)
+    r = to_device(torch.rand(len(x), generator=gen, device="cpu"), x.device) ** (1.0 / d)
     return g / _flat_norm(g, 2) * (eps * r).view(-1, *([1] * (x.dim() - 1)))
 
 

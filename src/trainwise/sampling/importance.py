@@ -33,6 +33,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from ..accel import to_device
 from ..registry import Settings
 from .base import SAMPLERS, SamplerContext, Scorer, Selection
 from .weighted import IndexStream, sample_with_replacement
@@ -73,6 +74,7 @@ class Importance:
         self.tau = 0.0
         self.steps_on = 0  # optimizer steps taken with importance sampling switched on
         self.uniform_step = True  # whether the current step's batch is a plain uniform one
+        self.labels = to_device(ctx.labels, ctx.device)  # for gradnorm-ub scores, where the softmax is
 
     def begin_epoch(self, epoch: int) -> int:
         return self.ctx.budget.steps_per_epoch
@@ -83,11 +85,12 @@ class Importance:
         return self.tau > self.tau_th or self.tau_th == 0
 
     def scores(self, idx: torch.Tensor, loss: torch.Tensor, probs: torch.Tensor | None) -> torch.Tensor:
-        """Importance scores of samples ``idx`` from their losses or softmax outputs."""
+        """Importance scores of samples ``idx`` from their losses or softmax outputs, computed where
+        they are and read to the host once (the draw and τ are host decisions: one sync per step)."""
         if self.settings.score == "loss":
             return loss.detach().double().cpu()
-        onehot = torch.nn.functional.one_hot(self.ctx.labels[idx.cpu()], probs.shape[1])
-        return (probs.detach().double().cpu() - onehot).norm(dim=1)
+        onehot = torch.nn.functional.one_hot(self.labels[to_device(idx, probs.device)], probs.shape[1])
+        return (probs.detach().double() - onehot).norm(dim=1).cpu()
 
     def update_tau(self, s: torch.Tensor) -> None:
         if bool(s.sum() > 0):
@@ -107,7 +110,7 @@ class Importance:
             return Selection(cand[:b])
         pos, w = importance_draw(s, b, self.gen)
         self.steps_on += 1
-        return Selection(cand[pos], w.to(self.ctx.device))
+        return Selection(cand[pos], to_device(w, self.ctx.device))
 
     def feedback(self, idx, loss, p_true, probs=None) -> None:
         if self.uniform_step:  # the training batch was uniform: its scores keep τ current

@@ -26,6 +26,7 @@ import math
 import torch
 from pydantic import Field
 
+from ..accel import to_device
 from ..registry import Settings
 from .base import SAMPLERS, EpochOrderSampler, SamplerContext, Scorer, Selection
 
@@ -54,8 +55,9 @@ class InfoBatch(EpochOrderSampler):
 
     def __init__(self, ctx: SamplerContext, settings: Settings):
         super().__init__(ctx, settings)
-        self.score = torch.zeros(ctx.n, dtype=torch.float32)
-        self.seen = torch.zeros(ctx.n, dtype=torch.bool)
+        # last losses on the training device: feedback never waits for it; an epoch's pruning reads them once
+        self.score = torch.zeros(ctx.n, dtype=torch.float32, device=ctx.device)
+        self.seen = torch.zeros(ctx.n, dtype=torch.bool, device=ctx.device)
         self.weight: torch.Tensor | None = None
         self.lengths = torch.zeros(0, dtype=torch.long)  # steps of each epoch begun so far
 
@@ -70,7 +72,7 @@ class InfoBatch(EpochOrderSampler):
         cand = torch.randperm(self.ctx.n, generator=self.gen)[: self.ctx.budget.samples_per_epoch]
         self.weight = None
         if self.pruning(epoch):
-            cand, self.weight = prune(cand, self.score, self.seen, self.settings.prune_ratio, self.gen)
+            cand, self.weight = prune(cand, self.score.cpu(), self.seen.cpu(), self.settings.prune_ratio, self.gen)
         self.order = cand
         steps = self.ctx.budget.batches(len(cand))
         self.lengths = torch.cat([self.lengths, torch.tensor([steps])])
@@ -79,7 +81,7 @@ class InfoBatch(EpochOrderSampler):
     def next_batch(self, step_in_epoch: int, scorer: Scorer) -> Selection:
         b = self.ctx.batch_size
         sl = slice(step_in_epoch * b, (step_in_epoch + 1) * b)
-        w = None if self.weight is None else self.weight[sl].to(self.ctx.device)
+        w = None if self.weight is None else to_device(self.weight[sl], self.ctx.device)
         return Selection(self.order[sl], w)
 
     def planned_steps(self) -> int:
@@ -91,8 +93,8 @@ class InfoBatch(EpochOrderSampler):
         return done + rest
 
     def feedback(self, idx, loss, p_true, probs=None) -> None:
-        idx = idx.cpu()
-        self.score[idx] = loss.detach().float().cpu()
+        idx = idx.to(self.score.device)  # on the device already (the batch's indices): no copy
+        self.score[idx] = loss.detach().float()
         self.seen[idx] = True
 
     def state_dict(self) -> dict:
@@ -101,5 +103,6 @@ class InfoBatch(EpochOrderSampler):
 
     def load_state_dict(self, sd: dict) -> None:
         super().load_state_dict(sd)
-        self.score, self.seen, self.lengths = sd["score"], sd["seen"], sd["lengths"]
+        self.score, self.seen = sd["score"].to(self.ctx.device), sd["seen"].to(self.ctx.device)
+        self.lengths = sd["lengths"]
         self.weight = sd["weight"] if len(sd["weight"]) else None

@@ -9,7 +9,8 @@ and each epoch draws ⌊b·N⌋ indices *without replacement* in proportion to t
 scores (exponential keys, ``weighted.py``; the drawn set is visited in random order).
 The loss is the plain mean: this selection is biased on purpose (no importance weights).
 
-Per-sample state: ``p_sum`` (float64) and ``count`` (int32), tensors of length N.
+Per-sample state: ``p_sum`` (float64) and ``count`` (int32), tensors of length N on the training
+device, so that feedback never waits for the device; an epoch's plan reads them to the host once.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class PSGD(EpochOrderSampler):
 
     def __init__(self, ctx: SamplerContext, settings):
         super().__init__(ctx, settings)
-        self.p_sum = torch.zeros(ctx.n, dtype=torch.float64)
-        self.count = torch.zeros(ctx.n, dtype=torch.int32)
+        self.p_sum = torch.zeros(ctx.n, dtype=torch.float64, device=ctx.device)
+        self.count = torch.zeros(ctx.n, dtype=torch.int32, device=ctx.device)
 
     def mean_p(self) -> torch.Tensor:
         return self.p_sum / self.count.clamp(min=1)
@@ -50,17 +51,17 @@ class PSGD(EpochOrderSampler):
         return fill_unseen(1.0 - self.mean_p(), self.count > 0)
 
     def plan_epoch(self, epoch: int) -> torch.Tensor:
-        w = smoothed_weights(self.scores())
+        w = smoothed_weights(self.scores().cpu())  # the epoch's one read of the device state
         return sample_without_replacement(w, self.ctx.budget.samples_per_epoch, self.gen)
 
     def feedback(self, idx, loss, p_true, probs=None) -> None:
-        idx = idx.cpu()
-        self.p_sum.index_add_(0, idx, p_true.detach().cpu().double())
-        self.count.index_add_(0, idx, torch.ones(len(idx), dtype=torch.int32))
+        idx = idx.to(self.p_sum.device)  # on the device already (the batch's indices): no copy
+        self.p_sum.index_add_(0, idx, p_true.detach().double())
+        self.count.index_add_(0, idx, torch.ones(len(idx), dtype=torch.int32, device=idx.device))
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "p_sum": self.p_sum, "count": self.count}
 
     def load_state_dict(self, sd: dict) -> None:
         super().load_state_dict(sd)
-        self.p_sum, self.count = sd["p_sum"], sd["count"]
+        self.p_sum, self.count = sd["p_sum"].to(self.ctx.device), sd["count"].to(self.ctx.device)

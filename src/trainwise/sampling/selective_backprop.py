@@ -22,6 +22,9 @@ all N samples (``IndexStream``); a candidate batch of B is ranked after its B lo
 joined the history; a budget "epoch" is ``budget.steps_per_epoch`` backward batches, as for
 ``uniform``, so at equal optimizer steps both backprop the same number of samples while SB
 forwards about (β+1)× as many after priming (E[U^β] = 1/(β+1) for uniform percentiles).
+
+On a GPU each scoring pass reads its B losses to the host (one sync per pass): the keep test,
+the loss history and the queue of kept candidates are host decisions.
 """
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ class TrainSettings(Strict):
     checkpoint_every: int = Field(0, ge=0, le=10**9, description="steps between checkpoints; 0 = at each evaluation")
     checkpoint_seconds: float = Field(60.0, ge=0, le=10**6, description="also checkpoint when this many seconds of "
                                       "training passed since the last checkpoint; 0 = off")
-    device: str = "cpu"
+    device: str = Field("cpu", description="cpu, cuda, cuda:N, or auto (cuda when there is one); README 'On a GPU'")
     threads: int | None = Field(None, gt=0, le=1024)
     budget_unit: Literal["steps", "backprop_samples", "forward_backward"] = Field(
         "steps", description="what the budget's T = E*floor(floor(b*N)/B) steps count: optimizer steps, or "
@@ -246,6 +246,14 @@ class TrainSettings(Strict):
                                               "DataLoader); false: train on it")
     tta_sum: int = Field(0, ge=0, le=1000, description="test-time sum augmentation: also report test "
                          "accuracy with logits averaged over M mixes x/2 + x_train/2; 0 = off")
+    # GPU speed settings (trainwise/accel.py); at their defaults they stay out of the trial ids
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="forward passes under autocast in bf16 or fp16 (fp16: CUDA only, with a gradient "
+                            "scaler); weights, gradients and losses stay float32")
+    channels_last: bool = Field(False, description="4-D weights and inputs in channels-last (NHWC) memory format")
+    compile: Literal[False, "default", "reduce-overhead"] = Field(
+        False, description="torch.compile the model (reduce-overhead: with CUDA graphs); a failure to compile "
+                           "warns once and trains eagerly")
 
     @field_validator("device")
     @classmethod
@@ -253,6 +261,11 @@ class TrainSettings(Strict):
         if not re.fullmatch(r"cpu|auto|cuda(:\d{1,3})?", v):
             raise ValueError(f"unknown device {brief(v)}; allowed: cpu, cuda, cuda:N, auto")
         return v
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile(cls, v: Any) -> Any:
+        return "default" if v is True else v  # compile: true means the default mode
 
 
 def _check_spec(registry, spec: Spec) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Build each regimen once before any trial runs: a model, sampler or transform that cannot be
 built, or that fails on a real batch, is one error line up front instead of a failed trial each.
 
-For every distinct (model, optimizer, sampler, augment, loss, device) of a study's trials,
-``preflight`` resolves the device, builds the model, optimizer, sampler and transforms as
-``train()`` does, and runs one forward, loss and backward on a few real training samples
+For every distinct (model, optimizer, sampler, augment, loss, device, precision) of a study's
+trials, ``preflight`` resolves the device (and refuses a precision it cannot run), builds the
+model, optimizer, sampler and transforms as ``train()`` does, and runs one forward (under the
+run's autocast), loss and backward on a few real training samples
 (through ``gather`` and the transforms). The model's output must be logits of shape (batch,
 num_classes); for a user factory an exception in the factory, forward or backward is one line
 naming the model. The global torch RNG state and the dataset are left as they were.
@@ -17,6 +18,7 @@ from typing import Iterator
 
 import torch
 
+from ..accel import Accel
 from ..augment import TRANSFORMS, Compose, TransformContext
 from ..data import TensorData, gather
 from ..errors import TrainwiseError
@@ -34,7 +36,7 @@ def preflight(trials: list[TrialConfig], data: TensorData) -> None:
     seen, stats = set(), data.channel_stats()
     for t in trials:
         key = json.dumps(t.model_dump(mode="json", include={"model", "optimizer", "sampler", "augment", "loss"})
-                         | {"device": t.train.device}, sort_keys=True)
+                         | {"device": t.train.device, "precision": t.train.precision}, sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
@@ -53,6 +55,7 @@ def step_once(cfg: TrialConfig, data: TensorData, mean: torch.Tensor, std: torch
     from ..train import build_optimizer, pick_device
 
     device = pick_device(cfg.train.device)
+    accel = Accel(cfg.train, device)  # refuses a precision the device cannot run (fp16 on the CPU)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model.name, data.input_shape, data.num_classes, mean, std,
                         **cfg.model.settings).to(device)
@@ -72,7 +75,8 @@ def step_once(cfg: TrialConfig, data: TensorData, mean: torch.Tensor, std: torch
     transform.on_step(0, budget.total_steps)
     batch = transform(gather(x, y, torch.arange(n), data.num_classes), torch.Generator().manual_seed(cfg.seed))
     model.train()
-    logits = _forward(cfg, model, batch.x, data.num_classes)
+    with accel.autocast():
+        logits = accel.fp32(_forward(cfg, model, batch.x, data.num_classes))
     transform.observe(logits, batch)
     per_sample = loss_fn(logits, batch.y)
     loss = reduce_loss(per_sample, batch.weight)

@@ -18,8 +18,11 @@ writes the study database. With ``on_progress``, tasks report ``(trial_id, step,
 
 Resources: like ``ProcessExecutor``, ``workers`` is the number of trials run at once; each
 trial asks Ray for ``cores // workers`` CPUs (at least 1, at most the largest node's) and
-uses that many torch threads. On a GPU node a trial with ``train.device`` cuda/auto asks
-for one GPU.
+uses that many torch threads. On a cluster with GPUs a trial with ``train.device`` cuda/auto
+asks for ``gpus_per_trial`` GPUs (``--gpus-per-trial``: a fraction in (0, 1] shares a GPU, e.g.
+0.25 runs four trials on each; a whole number gives a trial several), by default the cluster's
+GPUs shared among the ``workers`` trials at once, at most 1 (``--workers 4`` on one GPU: 0.25
+each). Ray only schedules by these numbers; the trials on one GPU share its memory and time.
 
 Stopping: SIGINT or SIGTERM to the driver (``trainwise.interrupt``) cancels the trials not
 started yet and asks the running ones to stop (``ray.cancel(force=False)``, which the task
@@ -109,6 +112,29 @@ def _wants_gpu(config: dict) -> bool:
     return str(config.get("train", {}).get("device", "cpu")).split(":")[0] in ("cuda", "auto")
 
 
+def check_gpus_per_trial(value: float | None) -> float | None:
+    """A GPU share Ray accepts: a fraction in (0, 1] (to 4 decimals) or a whole number of GPUs."""
+    if value is None:
+        return None
+    if not (0 < value <= 1 or (value > 1 and float(value).is_integer())):
+        raise TrainwiseError(f"--gpus-per-trial {value:g}: give a fraction in (0, 1] to share a GPU among trials "
+                             "(0.25: four trials per GPU) or a whole number of GPUs per trial")
+    if value < 1e-4:
+        raise TrainwiseError(f"--gpus-per-trial {value:g} is below Ray's smallest share 0.0001; give at least 0.0001")
+    return value
+
+
+def trial_gpus(config: dict, cluster_gpus: float, workers: int, gpus_per_trial: float | None = None) -> float:
+    """The GPUs a trial asks Ray for: 0 for a CPU trial or a cluster without GPUs; else
+    ``gpus_per_trial`` when given, or the cluster's GPUs shared among the ``workers`` trials
+    that run at once, at most 1 (rounded down to Ray's 4 decimals)."""
+    if cluster_gpus <= 0 or not _wants_gpu(config):
+        return 0.0
+    if gpus_per_trial is not None:
+        return gpus_per_trial
+    return min(1.0, max(1e-4, int(cluster_gpus / max(1, workers) * 1e4) / 1e4))
+
+
 def _host_port(address: str) -> tuple[str, int] | None:
     """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for ``auto`` and the like."""
     rest = address.split("://", 1)[1] if "://" in address else address
@@ -187,7 +213,9 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int = 1, address: str | None = None, max_retries: int = MAX_RETRIES,
-                 connect_timeout: float | None = None, stop_grace: float = STOP_GRACE_S):
+                 connect_timeout: float | None = None, stop_grace: float = STOP_GRACE_S,
+                 gpus_per_trial: float | None = None):
+        self.gpus_per_trial = check_gpus_per_trial(gpus_per_trial)
         self.ray = _import_ray()
         self.workers = max(1, workers)
         self.address = address
@@ -246,15 +274,19 @@ class RayExecutor:
     def _run(self, jobs: list[Job], on_progress: ProgressFn | None, queue) -> Iterator[Outcome]:
         ray = self.ray
         cpus = self._cpus_per_trial()
-        gpus = int(ray.cluster_resources().get("GPU", 0))
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        if self.gpus_per_trial is not None and self.gpus_per_trial > gpus:
+            raise TrainwiseError(f"--gpus-per-trial {self.gpus_per_trial:g} but the Ray cluster has {gpus:g} GPUs: "
+                                 "no trial could be scheduled; lower --gpus-per-trial or add GPU nodes")
         task = ray.remote(_ray_trial)
         refs = {}
         for tid, cfg, rd in jobs:
             os.makedirs(rd, exist_ok=True)
             opts = dict(num_cpus=cpus, max_retries=self.max_retries, retry_exceptions=False,
                         name=f"trial-{tid}")
-            if gpus and _wants_gpu(cfg):
-                opts["num_gpus"] = 1
+            share = trial_gpus(cfg, gpus, self.workers, self.gpus_per_trial)
+            if share:
+                opts["num_gpus"] = share
             refs[task.options(**opts).remote(tid, cfg, rd, cpus, queue)] = tid
         pending = list(refs)
         stop: int | None = None
@@ -317,4 +349,5 @@ class RayExecutor:
             on_progress(tid, step, total)
 
 
-__all__ = ["RayExecutor", "INSTALL_HINT", "CONNECT_TIMEOUT_ENV", "connect", "connect_timeout_default"]
+__all__ = ["RayExecutor", "INSTALL_HINT", "CONNECT_TIMEOUT_ENV", "connect", "connect_timeout_default", "trial_gpus",
+           "check_gpus_per_trial"]
