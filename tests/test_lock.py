@@ -72,10 +72,12 @@ STUDY = dict(name="locked", dataset={"name": "synthetic", "synthetic": {"n_train
 TINY = dict(dataset={"name": "synthetic", "synthetic": {"n_train": 64, "n_test": 32, "size": 8}},
             model={"name": "linear"}, train={"epochs": 1, "batch_size": 16, "threads": 1})
 CONFIGS = {"study": {**TINY, "name": "s"}, "train": TINY, "report": TINY,
-           "multisplit": {**TINY, "name": "m", "arms": [{"name": "one", "k": 1, "transfer": "none"}]}}
+           "multisplit": {**TINY, "name": "m", "arms": [{"name": "one", "k": 1, "transfer": "none"}]},
+           "probe-order": {"dataset": TINY["dataset"], "model": {"name": "linear"}, "classes": [0, 1],
+                           "train_samples": 4, "batch_size": 2}}
 
 
-@pytest.mark.parametrize("command", ["study", "report", "train", "multisplit"])
+@pytest.mark.parametrize("command", ["study", "report", "train", "multisplit", "probe-order"])
 def test_every_writing_command_refuses_a_directory_in_use(tmp_path, capsys, command):
     """Two `trainwise study` on one --out both trained every trial; now the second gets exit 2."""
     out = tmp_path / "out"

@@ -2,10 +2,11 @@
 
 Read it top to bottom; each step of the data's path is one call:
 
-    sampler.next_batch  -> which sample indices (and importance weights) this step uses
+    sampler.next_batch  -> which sample indices (and importance weights) this step uses; samplers
+                           may score candidates (``scorer``) or take trial steps (``lookahead``)
     gather              -> the batch from the dataset tensors, as float on the device
     transform           -> augmentation / mixing of inputs and soft targets
-    model               -> logits
+    model               -> logits (under ``train.precision``'s autocast; channels-last, compile: accel.py)
     loss_fn             -> per-sample loss on soft targets, reduced with the weights
     sampler.feedback    -> per-sample loss and p(true class) back to the sampler
     lr_at + opt.step    -> update under the budget-aware learning-rate schedule
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .accel import Accel, to_device
 from .augment import TRANSFORMS, Compose, TransformContext
 from .augment.tta_sum import evaluate_tta_sum
 from .budget import lr_at
@@ -39,6 +41,7 @@ from .errors import CheckpointError, DivergedError, TrainwiseError
 from .evaluate import evaluate
 from .interrupt import Interrupted, requested, signum
 from .io import atomic_torch_save, atomic_write_text, remove_stale_tmp
+from .lookahead import Lookahead
 from .losses import get_loss, reduce_loss
 from .models import build_model
 from .runlog import RunLog
@@ -111,10 +114,13 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     data = data or load_dataset(cfg.dataset)
     if cfg.dataset.fingerprint:  # a user dataset: refuse to train on other data than the trial names
         cfg.with_fingerprint(data)
+    accel = Accel(cfg.train, device)  # precision, channels-last, torch.compile (accel.py)
     data = data.to(device)
     mean, std = data.channel_stats()
     model = build_model(cfg.model.name, data.input_shape, data.num_classes, mean, std,
                         **cfg.model.settings).to(device)
+    model = accel.prepare(model, lambda: rows(data.x_train, torch.arange(min(cfg.train.batch_size, data.n_train)),
+                                              device))
     opt = build_optimizer(model, cfg.optimizer)
     budget = cfg.make_budget(data.n_train)
     total = budget.total_steps
@@ -144,6 +150,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             transform.load_state_dict(ck["transform"])
             gen.set_state(ck["gen"])
             torch.set_rng_state(ck["torch_rng"])
+            accel.load_state_dict(ck.get("accel", {}))
             s.update(ck["state"])
             history = list(ck["history"])
         except Exception as e:  # the right hash but the wrong contents (keys, shapes, types)
@@ -166,7 +173,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             config_hash=chash, model=model.state_dict(), optimizer=opt.state_dict(),
             sampler=sampler.state_dict(), transform=transform.state_dict(), gen=gen.get_state(),
             torch_rng=torch.get_rng_state(), state=dict(s), history=history,
-            threads=torch.get_num_threads()), ckpt_path)
+            threads=torch.get_num_threads(), accel=accel.state_dict()), ckpt_path)
         have_checkpoint = True
 
     @torch.no_grad()
@@ -174,24 +181,47 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
         """Gradient-free forward pass in eval mode for samplers that score candidates (counted);
         ``probs=True`` also returns the softmax (for gradient-norm scores)."""
         model.eval()
-        logits = model(rows(data.x_train, idx, device))  # float on the device, whatever the storage
+        with accel.autocast():
+            logits = accel.fp32(model(rows(data.x_train, idx, device)))  # float on the device, whatever the storage
         model.train()
-        y = data.y_train[idx]
+        y = data.y_train[to_device(idx, device)]
         s["samples_forwarded"] += len(idx)
         p = logits.softmax(1)
         out = F.cross_entropy(logits, y, reduction="none"), p.gather(1, y[:, None]).squeeze(1)
         return (*out, p) if probs else out
 
+    def trial_loss(idx: torch.Tensor) -> torch.Tensor:
+        """Mean training loss of samples ``idx`` (clean, unweighted), for the look-ahead's trial steps."""
+        b = gather(data.x_train, data.y_train, idx, data.num_classes)
+        with accel.autocast():
+            logits = accel.fp32(model(b.x))
+        return reduce_loss(loss_fn(logits, b.y), None)
+
+    def count(forwarded: int, backpropagated: int) -> None:
+        s["samples_forwarded"] += forwarded
+        s["samples_backpropagated"] += backpropagated
+
+    def step_lr() -> float:
+        """The learning rate of the step about to be taken, as planned so far."""
+        lr = lr_at(s["step"], s["total"], cfg.optimizer.lr, cfg.schedule.name, **schedule_kw)
+        return transform.adjust_lr(s["step"], s["total"], cfg.optimizer.lr, lr)
+
+    # samplers that take trial steps (max-loss-delta) also get a look-ahead: snapshot, step, measure, restore
+    wants_lookahead = getattr(sampler, "wants_lookahead", False)
+    probes = {"lookahead": Lookahead(model, opt, trial_loss, count, step_lr)} if wants_lookahead else {}
+
     def do_eval() -> None:
-        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size)
+        with accel.autocast():
+            test_loss, test_acc = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size)
         s["best_test_acc"] = max(s["best_test_acc"], test_acc)
-        target = cfg.target_accuracy
-        if target is not None and s["time_to_target"] is None and test_acc >= target:
-            s["time_to_target"] = s["train_time"]
         rec = dict(step=s["step"], epoch=s["epoch"], lr=opt.param_groups[0]["lr"], train_loss=s["train_loss"],
                    test_loss=test_loss, test_acc=test_acc, time=s["train_time"])
         if data.x_val is not None:
-            rec["val_loss"], rec["val_acc"] = evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size)
+            with accel.autocast():
+                rec["val_loss"], rec["val_acc"] = evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size)
+        target = cfg.target_accuracy  # time to target: on validation accuracy when there is a split
+        if target is not None and s["time_to_target"] is None and rec.get("val_acc", test_acc) >= target:
+            s["time_to_target"] = s["train_time"]
         transform.on_eval(rec, model)  # may add fields (e.g. cascade K) and load best-so-far weights
         history.append(rec)
         log.record(rec, history)
@@ -246,7 +276,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
                 s["epoch_steps"] = sampler.begin_epoch(s["epoch"])
                 s["step_in_epoch"] = 0
             spent_before = spent()
-            sel = sampler.next_batch(s["step_in_epoch"], scorer)
+            sel = sampler.next_batch(s["step_in_epoch"], scorer, **probes)
             total = s["total"] = plan(len(sel.idx))
             transform.on_step(s["step"], total)
             lr = lr_at(s["step"], total, cfg.optimizer.lr, cfg.schedule.name, **schedule_kw)
@@ -254,18 +284,18 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
                 g["lr"] = transform.adjust_lr(s["step"], total, cfg.optimizer.lr, lr)
             batch = gather(data.x_train, data.y_train, sel.idx, data.num_classes, sel.weight)
             batch = transform(batch, gen)
-            logits = model(batch.x)
+            accel.begin_step()
+            with accel.autocast():
+                logits = accel.fp32(model(batch.x))  # the loss and feedback in float32 under bf16/fp16
             transform.observe(logits, batch)
             per_sample = loss_fn(logits, batch.y)
             loss = reduce_loss(per_sample, batch.weight)
-            loss_value = loss.item()
+            accel.step(loss, opt)  # zero_grad, backward, optimizer step (fp16: through the scaler)
+            loss_value = loss.item()  # the step's one host sync, once its work is queued
             if not math.isfinite(loss_value):
                 kept = f"; the last good checkpoint is kept in {ckpt_path}" if have_checkpoint else ""
                 raise DivergedError(f"loss became {loss_value} at step {s['step']} "
                                     f"(lr {opt.param_groups[0]['lr']:.3g}); lower optimizer.lr{kept}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
             if wants_feedback:
                 with torch.no_grad():
                     probs = logits.softmax(1)
@@ -310,13 +340,15 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     if "val_acc" in last:
         result["val_acc"] = last["val_acc"]
     # the final model on its clean training set: train vs test accuracy says under- or overfitting
-    result["train_acc"] = evaluate(model, data.x_train, data.y_train, cfg.train.eval_batch_size)[1]
+    with accel.autocast():
+        result["train_acc"] = evaluate(model, data.x_train, data.y_train, cfg.train.eval_batch_size)[1]
     result.update({k: last[k] for k in ("K", "train_topk_acc") if k in last})
     if cfg.train.tta_sum:  # test-time sum augmentation (Cascading Sum), next to the clean metric
-        result["test_loss_tta_sum"], result["test_acc_tta_sum"] = evaluate_tta_sum(
-            model, data.x_test, data.y_test, data.x_train, cfg.train.tta_sum,
-            torch.Generator().manual_seed(cfg.seed + 2), cfg.train.eval_batch_size)
-    if cfg.robustness is not None:  # attacks on the final model: robust_acc@<eps>, robust_warnings
+        with accel.autocast():
+            result["test_loss_tta_sum"], result["test_acc_tta_sum"] = evaluate_tta_sum(
+                model, data.x_test, data.y_test, data.x_train, cfg.train.tta_sum,
+                torch.Generator().manual_seed(cfg.seed + 2), cfg.train.eval_batch_size)
+    if cfg.robustness is not None:  # attacks on the final model, in float32: robust_acc@<eps>, robust_warnings
         from .robust.evaluate import robust_metrics
 
         result.update(robust_metrics(model, data.x_test, data.y_test, cfg.robustness, cfg.seed))

@@ -25,6 +25,8 @@ SAMPLER_SPECS = {
     "selective-backprop": {"name": "selective-backprop", "history": 64},
     "importance": {"name": "importance", "tau_th": 1.0},  # switched on early, so weights are exercised
     "infobatch": {"name": "infobatch", "delta": 0.6},
+    "multi-attempt": {"name": "multi-attempt", "attempts": 3},
+    "max-loss-delta": {"name": "max-loss-delta", "attempts": 3},
 }
 
 
@@ -38,10 +40,15 @@ def choices(spec, seed, epochs=3):
         p = torch.exp(-fake[idx])
         return (fake[idx], p, torch.full((len(idx), 3), 1 / 3)) if probs else (fake[idx], p)
 
+    def lookahead(cands, probe=None, mode="eval"):  # a stand-in: one step "lowers" a batch's loss by its mean
+        before = torch.stack([fake[c].double().mean() for c in cands])
+        return before, before * 0.5
+
+    probes = {"lookahead": lookahead} if getattr(s, "wants_lookahead", False) else {}
     out = []
     for e in range(epochs):
         for i in range(s.begin_epoch(e)):
-            sel = s.next_batch(i, scorer)
+            sel = s.next_batch(i, scorer, **probes)
             out.append((sel.idx.clone(), None if sel.weight is None else sel.weight.clone()))
             s.feedback(sel.idx, fake[sel.idx], torch.exp(-fake[sel.idx]))
     return out

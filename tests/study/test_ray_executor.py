@@ -216,3 +216,21 @@ def test_missing_ray_says_how_to_install(monkeypatch):
     with pytest.raises(TrainwiseError, match=r"pip install 'trainwise\[ray\]'"):
         RayExecutor(2)
     assert "trainwise[ray]" in INSTALL_HINT
+
+
+def test_order_probe_jobs_run_as_ray_tasks_with_the_local_numbers(ray_session, tmp_path):
+    """``trainwise probe-order --executor ray``: each chunk of orders is a Ray task (study/probe_runner.py)."""
+    from trainwise.study.probe_order import ProbeConfig
+    from trainwise.study.probe_runner import ProbeStore, run_probe
+
+    cfg = ProbeConfig(dataset=BASE["dataset"], model={"name": "mlp", "hidden": 8, "depth": 1}, classes=[0, 2],
+                      train_samples=8, batch_size=2, chunk=6, greedy=[])
+    run_probe(cfg, tmp_path / "local", echo=lambda m: None)
+    run_probe(cfg, tmp_path / "ray", executor="ray", workers=2, echo=lambda m: None)
+    a, b = ProbeStore(tmp_path / "local" / "probe.db", cfg), ProbeStore(tmp_path / "ray" / "probe.db", cfg)
+    try:
+        assert a.rows(0, []) == b.rows(0, []) and len(a.rows(0, [])) == 24
+    finally:
+        a.close(), b.close()
+    pids = {json.loads(p.read_text().splitlines()[0])["pid"] for p in (tmp_path / "ray").glob("jobs/*/attempts.jsonl")}
+    assert os.getpid() not in pids and len(pids) >= 1

@@ -7,6 +7,13 @@ The training loop calls, in order:
 - ``next_batch(step_in_epoch, scorer) -> Selection``: the indices (and optional loss weights)
   of the next optimizer step. ``scorer(idx)`` runs a counted, gradient-free forward pass and
   returns per-sample (loss, p_true) for samplers that choose by the model's current view.
+  Samplers with ``wants_lookahead = True`` (max-loss-delta) are called as
+  ``next_batch(step_in_epoch, scorer, lookahead=lookahead)``: ``lookahead(candidates, probe=None,
+  mode="eval") -> (before, after)`` takes, for each candidate index batch, the loss, one real
+  optimizer step on the loop's model and optimizer (at this step's learning rate), and the loss
+  again (on the candidate, or on the ``probe`` indices), then restores model, optimizer state,
+  BatchNorm buffers, gradients and RNG bit for bit (``trainwise/lookahead.py``). Its forwards and
+  backwards are counted like the scorer's, and nothing of a trial leaks into the real run.
 - ``feedback(idx, loss, p_true, probs)``: per-sample results of the training forward pass
   (``probs`` is the softmax, B x C), for samplers with ``wants_feedback = True``.
 - ``state_dict()`` / ``load_state_dict(sd)``: everything needed to resume exactly (tensors and
@@ -30,6 +37,8 @@ from ..budget import Budget
 from ..registry import Registry, Settings
 
 Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# candidates (list of index tensors), probe, mode -> (loss before, loss after) per candidate
+Lookahead = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass

@@ -9,7 +9,11 @@ yields ``(trial_id, status, metrics, error)`` outcomes in the order trials finis
 
 - ``LocalExecutor``: trials one after another in this process.
 - ``ProcessExecutor``: N local worker processes (spawned), each with cores/N torch threads,
-  each running one trial at a time.
+  each running one trial at a time. Trials with ``train.device: cuda`` share the GPU: each
+  worker holds its own CUDA context (a few hundred MB) and its trial's data and model, and the
+  GPU time-slices between the processes (CUDA MPS is not needed; with MPS running, kernels of
+  different workers may also run at the same time). Spawned, never forked, so CUDA is safe.
+  How to choose N: README "On a GPU".
 
 Stopping: while ``run`` runs, SIGINT and SIGTERM request a stop (``trainwise.interrupt``; its
 handlers are installed for the run unless the caller already installed them). Each running
@@ -66,10 +70,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def run_trial(config: dict, run_dir: str, progress: bool | None = None, on_step=None) -> dict:
     """Run one trial from its config dict; resumes from the trial's checkpoint if one exists.
 
-    ``on_step(step, total)`` is called after every optimizer step (not for multi-split trials)."""
+    ``on_step(step, total)`` is called after every optimizer step (not for multi-split trials).
+    A job with ``task: probe-order`` is a chunk of the order probe (``probe_order.run_chunk``)."""
     from ..study.config import TrialConfig
     from ..train import train
 
+    if config.get("task") == "probe-order":
+        from .probe_order import run_chunk
+
+        return run_chunk(config, run_dir)
     cfg = TrialConfig(**config)
     if cfg.multisplit:
         from ..multisplit.run import run_study_trial
