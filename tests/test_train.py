@@ -22,7 +22,7 @@ from trainwise.registry import Settings
 from trainwise.sampling import SAMPLERS, Selection
 from trainwise.study.config import TrialConfig
 from trainwise.train import train
-from helpers import cli_process
+from helpers import cli_process, trial_dict
 
 
 def test_small_cnn_learns_digits():
@@ -310,3 +310,15 @@ def test_data_passed_in_must_carry_the_validation_split_the_config_asks_for(make
     with pytest.raises(TrainwiseError, match="validation split"):
         train(cfg, data=raw, progress=False)
     assert "val_acc" in train(cfg, data=load_dataset(cfg.dataset), progress=False)
+
+
+def test_time_to_target_is_read_on_validation_accuracy_when_there_is_a_split(tmp_path):
+    """The test set decides nothing: with a validation split, the target is checked on val_acc."""
+    cfg = TrialConfig(**trial_dict(dataset={"val_fraction": 0.25}, target_accuracy=0.5,
+                                   train={"epochs": 4, "batch_size": 32, "eval_every": 2}))
+    result = train(cfg, tmp_path)
+    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+               if '"val_acc"' in line]
+    first = next(h for h in history if h["val_acc"] >= 0.5)
+    assert result["time_to_target"] == pytest.approx(first["time"])
+    assert any(h["test_acc"] != h["val_acc"] for h in history)  # two different criteria

@@ -2,9 +2,11 @@
 
     trainwise study CONFIG [--workers N] [--out DIR] [--set K=V] [--dry-run]   run a study grid
     trainwise train CONFIG [--out DIR] [--resume]                              run one trial
+    trainwise advise CONFIG --budget B [--out DIR]                             which regimen at budget B
     trainwise report DIR                                                       rebuild a study's report
     trainwise multisplit CONFIG [--out DIR] [--executor E]                     multi-split training
     trainwise robust linear [--out DIR] [--seeds ...]                          linear optimisation-bias lab
+    trainwise probe-order CONFIG [--epochs E] [--out DIR] [--executor E]       every order of a few batches
     trainwise list                                                             what a config can name
 
 Exit codes: 0 done; 2 bad input (config, data, checkpoint, directory, a directory in use), one
@@ -29,6 +31,7 @@ EXAMPLES = """examples:
   trainwise study examples/quickstart.yaml --dry-run             grid size, stored trials, time estimate
   trainwise study examples/fashion_budget.yaml --workers 2 --set train.epochs=5 --set seeds=[0,1]
   trainwise train trial.yaml --out runs/a && trainwise train trial.yaml --out runs/a --resume
+  trainwise advise examples/advise_fashion.yaml --budget 0.3     which regimen at 30% of the schedule
   trainwise report studies/quickstart                            rebuild report.md / report.html
   trainwise list                                                 datasets, models, samplers, augmentations, attacks
 """
@@ -57,7 +60,8 @@ def cmd_study(args) -> int:
         dry_run(cfg, out, workers=args.workers, retry_failed=args.retry_failed)
         return 0
     rows = run_study(cfg, out, workers=args.workers, retry_failed=args.retry_failed, executor=args.executor,
-                     address=args.address, progress=False if args.no_progress else None, report=True)
+                     address=args.address, progress=False if args.no_progress else None, report=True,
+                     gpus_per_trial=args.gpus_per_trial)
     failed = [r for r in rows if r["status"] != "done"]
     if failed:
         first = (failed[0]["error"] or "").splitlines()[0][:200] if failed[0]["error"] else "no error recorded"
@@ -65,6 +69,44 @@ def cmd_study(args) -> int:
               f"budget={failed[0]['budget']} seed={failed[0]['seed']}: {first}); see the report, fix the "
               "cause and rerun with --retry-failed", file=sys.stderr)
         return 3
+    return 0
+
+
+def fraction(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        x = float("nan")
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {v!r}")
+    return x
+
+
+def positive_float(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        x = float("nan")
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}")
+    return x
+
+
+def cmd_advise(args) -> int:
+    from .study.advise_run import run_advice
+    from .study.config import StudyConfig, load_config
+
+    cfg = load_config(args.config, StudyConfig, args.set)
+    if (args.budget is None) == (args.seconds is None):
+        raise TrainwiseError("give the target budget as --budget B (a fraction of the full schedule) or "
+                             "--seconds S (CPU seconds of one control trial), one of the two")
+    out = Path(args.out) if args.out else Path("studies") / f"{cfg.name}-advise"
+    result = run_advice(cfg, out, budget=args.budget, seconds=args.seconds, fraction=args.advice_budget,
+                        delta=args.delta / 100, min_seeds=args.min_seeds, workers=args.workers,
+                        executor=args.executor, address=args.address,
+                        progress=False if args.no_progress else None)
+    print(f"advice: {out / 'advise.md'}" + (f"; run it: trainwise study {out / 'recommended.yaml'}"
+                                            if result["pick"] else ""))
     return 0
 
 
@@ -160,6 +202,25 @@ def cmd_multisplit(args) -> int:
     return 0
 
 
+def cmd_probe_order(args) -> int:
+    from .study.config import load_config
+    from .study.probe_order import ProbeConfig
+    from .study.probe_runner import run_probe
+
+    overrides = list(args.set) + ([f"epochs={args.epochs}"] if args.epochs is not None else [])
+    cfg = load_config(args.config, ProbeConfig, overrides)
+    out = Path(args.out) if args.out else Path("studies") / cfg.name
+    command = " ".join(["trainwise probe-order", args.config] + [f"--set {o}" for o in args.set] +
+                       ([f"--epochs {args.epochs}"] if args.epochs is not None else []) +
+                       ([f"--executor {args.executor}"] if args.executor != "local" else []) +
+                       ([f"--workers {args.workers}"] if args.workers != 1 else []))
+    print(f"probe-order {cfg.name!r}: {cfg.orders} orders of {cfg.batches} batches x {cfg.epochs} epoch(s), "
+          f"{args.executor} -> {out}")
+    path = run_probe(cfg, out, executor=args.executor, workers=args.workers, address=args.address, command=command)
+    print(path.read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -185,10 +246,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in-process)")
     s.add_argument("--executor", choices=["local", "processes", "ray"], default="local")
     s.add_argument("--address", help="Ray cluster address for --executor ray (ray://host:port or auto)")
+    s.add_argument("--gpus-per-trial", type=float, metavar="F",
+                   help="--executor ray: GPUs each cuda trial asks Ray for, e.g. 0.25 runs 4 trials per GPU "
+                        "(default: the cluster's GPUs / --workers, at most 1)")
     s.add_argument("--retry-failed", action="store_true", help="rerun trials stored as failed")
     s.add_argument("--limit-per-class", type=positive_int, metavar="N",
                    help="keep N training samples per class (overrides dataset.limit_per_class)")
     s.set_defaults(fn=cmd_study)
+
+    a = sub.add_parser("advise", parents=[common, overrides], help="which of a config's regimens to use at a "
+                       "budget, for a fraction of the grid's compute", formatter_class=raw,
+                       description="Recommend one of the config's regimens at the target budget: complete "
+                                   "budget-aware runs at B/9, B/3 and B, regimens dropped as soon as they are "
+                                   "clearly behind, selection on validation accuracy (docs/methods.md §8). Writes "
+                                   "advise.md, advise.json, recommended.yaml and report.html into --out.",
+                       epilog="example:\n  trainwise advise examples/advise_fashion.yaml --budget 0.3")
+    a.add_argument("config")
+    a.add_argument("--budget", type=fraction, metavar="B", help="target budget: fraction of the full schedule")
+    a.add_argument("--seconds", type=positive_float, metavar="S",
+                   help="target budget as CPU seconds of one control trial (instead of --budget)")
+    a.add_argument("--advice-budget", type=fraction, default=0.4, metavar="F",
+                   help="compute advise may spend, as a fraction of the exhaustive grid at B (default 0.4)")
+    a.add_argument("--delta", type=positive_float, default=0.5, metavar="POINTS",
+                   help="tie margin in accuracy points (default 0.5)")
+    a.add_argument("--min-seeds", type=positive_int, default=2, metavar="N", help="seeds per rung (default 2)")
+    a.add_argument("--out", help="directory (default studies/<name>-advise); trials stored there are reused")
+    a.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in-process)")
+    a.add_argument("--executor", choices=["local", "processes", "ray"], default="local")
+    a.add_argument("--address", help="Ray cluster address for --executor ray (ray://host:port or auto)")
+    a.set_defaults(fn=cmd_advise)
 
     t = sub.add_parser("train", parents=[common, overrides], help="run one trial config")
     t.add_argument("config")
@@ -220,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--iters", type=int, default=20000, help="iterations per trainer")
     rl.add_argument("--lams", type=float, nargs="+", default=[1e-4, 1e-8], help="penalty weights")
     rl.set_defaults(fn=cmd_robust_linear)
+
+    po = sub.add_parser("probe-order", parents=[common, overrides], help="train every order of a few batches "
+                        "from the same weights: does batch order matter? (arXiv:2211.14395)")
+    po.add_argument("config")
+    po.add_argument("--epochs", type=positive_int, help="probe E epochs, later ones from kept prefixes "
+                    "(overrides epochs)")
+    po.add_argument("--out", help="output directory (default studies/<name>)")
+    po.add_argument("--executor", choices=["local", "processes", "ray"], default="local")
+    po.add_argument("--workers", type=int, default=1, help="parallel jobs (processes or Ray)")
+    po.add_argument("--address", help="Ray cluster address for --executor ray (ray://host:port or auto)")
+    po.set_defaults(fn=cmd_probe_order)
 
     ls = sub.add_parser("list", parents=[common], help="datasets, models, samplers, augmentations and attacks, "
                                                         "with their settings and defaults")

@@ -26,6 +26,7 @@ from ..io import atomic_write_bytes
 from ..provenance import provenance
 from ..robust.report import robust_columns, robust_plots
 from .verdict import DELTA, RULE, sentence, verdict
+from .advise import advice_summary
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -71,17 +72,26 @@ def _speedup(ms: list[dict], groups, regimen: str) -> str:
     return f"{statistics.fmean(m[k] for m in base) / statistics.fmean(m[k] for m in ms):.2f}×"
 
 
+ABOUT_TABLE = ("Mean ± std over seeds. Wall and CPU time are training time (evaluation excluded); CPU time "
+               "(the process's) is what the speed-up and the verdict's costs use, as it moves far less than "
+               "wall time on a shared machine. Time to target is measured on validation accuracy when the "
+               "study has a validation split. The best test accuracy is the best seen during training: "
+               "chosen on the test set, an optimistic diagnostic, not an estimate.")
 SPEEDUP = "speed-up vs uniform@1.0"  # table() names the time it is computed from
 BEST = "test acc % (best, optimistic)"  # the best test accuracy seen during training: chosen on the test set
 
 
 Column = tuple[str, Callable[[list[dict], dict, str], str]]
 COLUMNS: list[Column] = [
+    ("val acc % (final)", lambda ms, g, r: fmt_ms([m["val_acc"] for m in ms], 100)
+     if all(m.get("val_acc") is not None for m in ms) else "–"),  # what the verdict picks on
     ("test acc % (final)", lambda ms, g, r: fmt_ms([m["test_acc"] for m in ms], 100)),
     (BEST, lambda ms, g, r: fmt_ms([m["best_test_acc"] for m in ms], 100)),
     ("train acc % (final)", lambda ms, g, r: fmt_ms([m["train_acc"] for m in ms], 100)
      if all("train_acc" in m for m in ms) else "–"),  # vs test acc: under- or overfitting
     ("wall time s", lambda ms, g, r: fmt_ms([m["wall_time"] for m in ms], 1, 1)),
+    ("CPU time s", lambda ms, g, r: fmt_ms([m["cpu_time"] for m in ms], 1, 1)
+     if all(m.get("cpu_time") is not None for m in ms) else "–"),  # survives a shared machine
     (SPEEDUP, _speedup),
     ("steps", lambda ms, g, r: f"{statistics.fmean(m['steps'] for m in ms):.0f}"),
     ("samples fwd", lambda ms, g, r: f"{statistics.fmean(m['samples_forwarded'] for m in ms):.0f}"),
@@ -245,7 +255,8 @@ def _pareto_plot(rows: list[dict], plt) -> bytes | None:
     return figure_png(fig)
 
 
-def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=print) -> Path:
+def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=print,
+                 advice: dict | None = None) -> Path:
     """Write report.md, report.html, the plot PNGs and report.json into ``out``; return the HTML path.
 
     With no rows at all, or when a file cannot be written (read-only directory, full disk),
@@ -265,10 +276,12 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=
     prov = provenance_items(rows)
 
     md = [f"# {title}", ""]
+    if advice is not None:  # trainwise advise's answer first (study/advise.py)
+        md += ["## Advice", ""] + [x for line in advice_summary(advice) for x in (line, "")]
+        md += ["See advise.md for every regimen's prediction and where it was dropped.", "",
+               "## Verdict per budget (the trials advise ran)", ""]
     md += [x for v in verdicts for x in (sentence(v), "")]
-    md += [f"_{rule}_", "", "Mean ± std over seeds. Wall time is training time (evaluation excluded). "
-           "The best test accuracy is the best seen during training: chosen on the test set, an "
-           "optimistic diagnostic, not an estimate.", ""]
+    md += [f"_{rule}_", "", ABOUT_TABLE, ""]
     if notes:
         md += [notes, ""]
     md += [markdown_table(header, body), ""]
@@ -285,10 +298,13 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=
          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
          "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}th{background:#eee}</style>",
          f"</head><body><h1>{esc(title)}</h1>"]
+    if advice is not None:
+        h.append("<h2>Advice</h2>")
+        h += [f"<p class='advice'>{line}</p>" for line in advice_summary(advice, esc=esc, bold=lambda x: f"<b>{x}</b>")]
+        h.append("<p>See advise.md for every regimen's prediction and where it was dropped.</p>"
+                 "<h2>Verdict per budget (the trials advise ran)</h2>")
     h += [f"<p class='verdict'>{sentence(v, esc=esc, bold=lambda x: f'<b>{x}</b>')}</p>" for v in verdicts]
-    h.append(f"<p><i>{esc(rule)}</i></p><p>Mean ± std over seeds. Wall time is training time. The best "
-             "test accuracy is the best seen during training: chosen on the test set, an optimistic "
-             "diagnostic, not an estimate.</p>")
+    h.append(f"<p><i>{esc(rule)}</i></p><p>{esc(ABOUT_TABLE)}</p>")
     if notes:
         h.append(f"<p>{esc(notes)}</p>")
     h.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in header) + "</tr>")

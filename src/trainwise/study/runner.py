@@ -119,6 +119,23 @@ def _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, ec
     ids = [t.config_hash() for t in trials]
     atomic_write_text(out / "study.json", json.dumps(
         {"name": cfg.name, "config": cfg.model_dump(mode="json"), "trial_ids": ids, "data": about}, indent=2))
+    return run_trials(cfg, out, trials, planned, store, ex, retry_failed, progress, echo, auto_val_note(cfg))
+
+
+def auto_val_note(cfg) -> str:
+    """The line a run prints when the validation split was carved for it (``StudyConfig.auto_validation``)."""
+    if not getattr(cfg, "auto_validation", False):
+        return ""
+    return (f"no dataset.val_fraction: {cfg.dataset.val_fraction:.0%} of the training set is held out as the "
+            "validation split the verdict picks on (set dataset.val_fraction: 0 to train on all of it)")
+
+
+def run_trials(cfg, out, trials, planned, store, ex, retry_failed=False, progress=None, echo=print,
+               note: str = "") -> list[dict]:
+    """Run ``trials`` not yet stored (failed ones again with ``retry_failed``) with the executor
+    ``ex``, store each row as it arrives, and return the stored rows of all ``trials``. The caller
+    holds the directory's lock and has checked the inputs (``planned``: steps by trial id)."""
+    ids = [t.config_hash() for t in trials]
     jobs = []
     for t, tid in zip(trials, ids):
         status = store.status(tid)
@@ -127,9 +144,8 @@ def _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, ec
         jobs.append((tid, t.model_dump(mode="json"), str(out / "trials" / tid)))
     skipped = len(trials) - len(jobs)
     echo(f"study {cfg.name!r}: {len(trials)} trials, {skipped} already stored, {len(jobs)} to run -> {out}")
-    if getattr(cfg, "auto_validation", False):
-        echo(f"no dataset.val_fraction: {cfg.dataset.val_fraction:.0%} of the training set is held out as the "
-             "validation split the verdict picks on (set dataset.val_fraction: 0 to train on all of it)")
+    if note:  # e.g. auto_val_note: printed under the first line
+        echo(note)
 
     by_id = {tid: t for t, tid in zip(trials, ids)}
     live = progress is not False and sys.stderr.isatty()
@@ -159,16 +175,30 @@ def _run_locked(cfg, out, trials, planned, store, ex, retry_failed, progress, ec
     return store.rows(set(ids))
 
 
-def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = False, steps: int = 6,
-            echo=print) -> dict:
-    """What ``run_study`` would do, without writing anything: grid size, trials stored and to run,
-    and the time to run them, from ``steps`` timed optimizer steps of each regimen's first trial
-    (training steps only: evaluation and start-up come on top)."""
+def time_steps(trial: TrialConfig, data, steps: int = 6) -> dict:
+    """Time ``steps`` optimizer steps of ``trial`` on ``data`` (in this process, nothing written):
+    the median ``wall`` and ``cpu`` (process CPU) seconds per step over the steps after the first,
+    and ``cpu_spent``, the process CPU time the whole measurement took."""
     import statistics
     import time
 
     from ..train import train
 
+    stamps: list[tuple[float, float]] = []
+    c0 = time.process_time()
+    train(trial, None, progress=False, data=data, until=steps,
+          on_step=lambda *_: stamps.append((time.perf_counter(), time.process_time())))
+    gaps = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(stamps[1:], stamps[2:])]  # [0] is the start call
+    return dict(wall=statistics.median(g[0] for g in gaps) if gaps else 0.0,
+                cpu=statistics.median(g[1] for g in gaps) if gaps else 0.0,
+                cpu_spent=time.process_time() - c0)
+
+
+def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = False, steps: int = 6,
+            echo=print) -> dict:
+    """What ``run_study`` would do, without writing anything: grid size, trials stored and to run,
+    and the time to run them, from ``steps`` timed optimizer steps of each regimen's first trial
+    (training steps only: evaluation and start-up come on top)."""
     cfg, trials, planned, data = check_inputs(cfg)
     status = {}
     if (out / "results.db").is_file():
@@ -179,12 +209,8 @@ def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = 
                                       or (status.get(t.config_hash()) == "failed" and not retry_failed))]
     per_step: dict[str, float] = {}
     for t in todo:
-        if t.regimen in per_step:
-            continue
-        stamps: list[float] = []
-        train(t, None, progress=False, data=data, until=steps, on_step=lambda *_: stamps.append(time.perf_counter()))
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-        per_step[t.regimen] = statistics.median(gaps) if gaps else 0.0
+        if t.regimen not in per_step:
+            per_step[t.regimen] = time_steps(t, data, steps)["wall"]
     seconds = sum(planned[t.config_hash()] * per_step[t.regimen] for t in todo) / max(1, min(workers, len(todo)))
     echo(f"study {cfg.name!r}: {len(cfg.regimen_list())} regimens x {len(cfg.budgets)} budgets x "
          f"{len(cfg.seeds)} seeds = {len(trials)} trials; {len(trials) - len(todo)} stored, {len(todo)} to run")
@@ -196,18 +222,26 @@ def dry_run(cfg: StudyConfig, out: Path, workers: int = 1, retry_failed: bool = 
                 per_step=per_step)
 
 
-def main_report(out: Path, rows: list[dict], title: str, echo=print, notes: str = "") -> Path:
+def main_report(out: Path, rows: list[dict], title: str, echo=print, notes: str = "",
+                advice: dict | None = None) -> Path:
+    """Write the report (with ``advice``, trainwise advise's answer, at its top) and print the
+    table, the verdict and the advice."""
     from .report import console_table, write_report
 
     with DirLock(out, f"trainwise report {out}", fix=f"make {out} writable; its report is kept as it is"):
-        html = write_report(out, rows, title, notes=notes, echo=echo)
+        html = write_report(out, rows, title, notes=notes, echo=echo, advice=advice)
     from .verdict import sentence, verdict
 
     echo(console_table(rows))
+    if advice is not None:
+        from .advise import advice_summary
+
+        for line in advice_summary(advice, bold=lambda s: s):
+            echo(line)
     for v in verdict(rows):  # the answer, chosen on validation accuracy (see verdict.py)
         echo(sentence(v, bold=lambda s: s))
     echo(f"report: {html}")
     return html
 
 
-__all__ = ["run_study", "dry_run", "ensure_writable", "check_inputs", "main_report"]
+__all__ = ["run_study", "run_trials", "dry_run", "time_steps", "ensure_writable", "check_inputs", "main_report"]

@@ -1,0 +1,163 @@
+"""trainwise advise's rule (study/advise.py) on synthetic accuracy curves and on real exported grids."""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import zlib
+from pathlib import Path
+
+import pytest
+
+from trainwise.study.advise import (Outcome, Request, advise, predict_all, replay_many, replay_runner,
+                                    rung_budgets, successive_halving)
+
+GRIDS = Path(__file__).resolve().parents[2] / "benchmarks" / "grids"
+
+
+def curves_runner(curves: dict[str, tuple[float, float]], B: float, sigma: float, salt: int = 0,
+                  cost: dict[str, float] | None = None):
+    """Complete runs whose validation accuracy is a + s*ln(b/B) + N(0, sigma), the noise fixed by
+    (regimen, budget, seed, salt); a trial costs b * cost[regimen]."""
+    cost = cost or {}
+    calls: list[Request] = []
+
+    def acc(q: Request) -> float:
+        a, s = curves[q.regimen]
+        rng = random.Random(zlib.crc32(f"{q.regimen}|{q.budget:.4g}|{q.seed}|{salt}".encode()))
+        return a + s * math.log(q.budget / B) + rng.gauss(0, sigma)
+
+    def run(reqs):
+        calls.extend(reqs)
+        return {q: Outcome(acc(q), q.budget * cost.get(q.regimen, 1.0)) for q in reqs}
+
+    def estimate(regimen, budget):
+        return budget * cost.get(regimen, 1.0)
+
+    return run, estimate, calls
+
+
+def grid_cost(regimens, seeds, estimate, B):
+    return sum(estimate(r, B) for r in regimens for _ in seeds)
+
+
+def test_rungs_are_b_over_9_and_3_rounded_to_4_digits():
+    assert rung_budgets(1.0) == [0.1111, 0.3333, 1.0]
+    assert rung_budgets(0.3) == [0.03333, 0.1, 0.3]
+
+
+def test_extrapolation_is_the_line_through_the_two_largest_rungs_in_log_budget():
+    cells = {("a", 0.1111): {0: 0.70, 1: 0.72}, ("a", 0.3333): {0: 0.76, 1: 0.78},
+             ("b", 0.3333): {0: 0.80, 1: 0.80}, ("b", 1.0): {0: 0.85, 1: 0.86}}
+    preds, df = predict_all(cells, ["a", "b"], 1.0)
+    # a: 0.71 at B/9, 0.77 at B/3, equally spaced in log budget -> 0.83 at B (up to the rounding
+    # of 1/9 and 1/3 to 4 digits); b: measured
+    assert preds["a"]["pred"] == pytest.approx(0.83, abs=1e-4)
+    assert preds["b"]["pred"] == pytest.approx(0.855)
+    assert df == 4  # four cells of two seeds
+    sigma2 = (2 * 0.0002 + 0 + 0.00005) / 4
+    assert preds["a"]["hi"] - preds["a"]["pred"] == pytest.approx(
+        2.7764451 * math.sqrt(sigma2 * (4 / 2 + 1 / 2)), rel=1e-3)  # t(0.975, 4 df); k = 1 up to rounding
+
+
+def test_crossing_curves_advise_picks_the_late_winner_and_successive_halving_does_not():
+    """'late' is worst at B/9 (-9 points) and best at B (+3 points): a procedure that needs its
+    whole budget. Successive halving drops it at the first rung; advise follows the curves."""
+    B, seeds = 1.0, [0, 1, 2, 3, 4]
+    curves = {"uniform/standard": (0.80, 0.010), "early": (0.81, 0.005), "late": (0.84, 0.045),
+              "other": (0.79, 0.010), "weak": (0.75, 0.010), "flat": (0.805, 0.002)}
+    picks = []
+    for salt in range(20):
+        run, estimate, _ = curves_runner(curves, B, 0.004, salt)
+        got = advise(list(curves), B, seeds, run, estimate, 0.4 * grid_cost(curves, seeds, estimate, B),
+                     control="uniform/standard")
+        picks.append(got["pick"])
+        assert got["regimens"]["uniform/standard"]["status"] == "kept"  # the control stays
+        assert successive_halving(list(curves), B, seeds[:2], run) != "late"
+    assert picks.count("late") >= 19, picks
+
+
+def test_two_identical_regimens_are_called_tied():
+    B, seeds = 1.0, [0, 1, 2, 3, 4]
+    curves = {"uniform/standard": (0.80, 0.02), "twin-a": (0.83, 0.02), "twin-b": (0.83, 0.02),
+              "worse": (0.78, 0.02)}
+    tied = 0
+    for salt in range(100):
+        run, estimate, _ = curves_runner(curves, B, 0.006, salt)
+        got = advise(list(curves), B, seeds, run, estimate, 0.4 * grid_cost(curves, seeds, estimate, B),
+                     control="uniform/standard")
+        assert got["pick"] in ("twin-a", "twin-b")
+        other = {"twin-a": "twin-b", "twin-b": "twin-a"}[got["pick"]]
+        tied += other in got["tied"]
+    assert tied >= 95, tied
+
+
+def test_advice_budget_is_never_overrun_and_nothing_is_dropped_on_the_first_rung_alone():
+    B, seeds = 0.5, [0, 1, 2]
+    curves = {"uniform/none": (0.8, 0.02), "bad": (0.5, 0.02), "good": (0.82, 0.02)}
+    run, estimate, calls = curves_runner(curves, B, 0.003, cost={"bad": 2.0})
+    limit = 0.4 * grid_cost(curves, seeds, estimate, B)
+    got = advise(list(curves), B, seeds, run, estimate, limit, control="uniform/none")
+    assert got["spent"] <= limit
+    assert got["pick"] == "good"
+    bad = got["regimens"]["bad"]
+    assert bad["status"] == "dropped" and bad["dropped_at"] == rung_budgets(B)[1]  # 30 points worse, dropped at B/3
+    assert {q.budget for q in calls if q.regimen == "bad"} == set(rung_budgets(B)[:2])
+    # a tiny advice budget: stops when the next group would overrun it, and says so
+    got = advise(list(curves), B, seeds, *curves_runner(curves, B, 0.003)[:2], advice_budget=0.2)
+    assert got["spent"] <= 0.2 and got["stopped"] == "the advice budget ran out"
+
+
+def test_a_failed_trial_drops_its_regimen_with_the_error():
+    B, seeds = 1.0, [0, 1]
+    curves = {"uniform/none": (0.8, 0.02), "diverges": (0.9, 0.02)}
+    run, estimate, _ = curves_runner(curves, B, 0.003)
+
+    def failing(reqs):
+        out = run(reqs)
+        return {q: (Outcome(None, 0.1, error="loss became nan at step 3\ntraceback") if q.regimen == "diverges"
+                    else o) for q, o in out.items()}
+
+    got = advise(list(curves), B, seeds, failing, estimate, 10.0, control="uniform/none")
+    assert got["pick"] == "uniform/none"
+    d = got["regimens"]["diverges"]
+    assert d["status"] == "failed" and "loss became nan at step 3" in d["reason"] and "traceback" not in d["reason"]
+    assert got["regimens"]["uniform/none"]["trials"] == {"0.1111": [0, 1], "1": [0, 1]}  # the survivor at B
+
+
+def load_grid(name: str) -> list[dict]:
+    with open(GRIDS / f"{name}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    num = ("budget", "val_acc", "test_acc", "cpu_time")
+    return [{**r, **{k: float(r[k]) for k in num}, "seed": int(r["seed"])} for r in rows]
+
+
+def halving_within_delta(rows: list[dict], replays: int) -> float:
+    """How often successive halving over the same complete runs (two seeds) lands within δ."""
+    regimens = list(dict.fromkeys(r["regimen"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    truth = {g: sum(r["val_acc"] for r in rows if r["regimen"] == g and r["budget"] == 1.0) / len(seeds)
+             for g in regimens}
+    run = replay_runner(rows)[0]
+    hits = 0
+    for i in range(replays):
+        order = list(seeds)
+        random.Random(i).shuffle(order)
+        hits += max(truth.values()) - truth[successive_halving(regimens, 1.0, order[:2], run)] <= 0.005 + 1e-12
+    return hits / replays
+
+
+@pytest.mark.parametrize("grid", sorted(p.stem for p in GRIDS.glob("*.csv")))
+def test_replays_of_real_grids_stay_within_40_percent_and_beat_successive_halving(grid):
+    """The exported Fashion-MNIST grids (benchmarks/grids/*.csv): 100 replays, each with the grid's
+    seeds in another order; regret is the grid's best mean validation accuracy at B (all seeds)
+    minus the pick's. Asserted: the spend bound, that the grid's best is the pick or tied with it
+    in at least 90% of replays, and that the pick is within δ more often than with successive
+    halving on the same runs. (How often the regret is within δ is printed by
+    benchmarks/advise_replay.py and recorded in BENCHMARKS.md, against the issue's 90% goal.)"""
+    rows = load_grid(grid)
+    summary = replay_many(rows, replays=100)
+    assert summary["max_spend_fraction"] <= 0.40, summary
+    assert summary["best_in_pick_or_tied"] >= 0.90, summary
+    assert summary["within_delta"] > halving_within_delta(rows, 100), summary

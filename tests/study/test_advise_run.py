@@ -1,0 +1,92 @@
+"""trainwise advise live (study/advise_run.py): real trials in a study directory, the files it
+writes, reuse of stored trials, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from helpers import snapshot, stored_rows
+from trainwise.cli import main
+from trainwise.study.advise_run import is_control
+from trainwise.study.config import RegimenConfig
+
+CONFIG = dict(
+    name="adv",
+    dataset={"name": "synthetic", "synthetic": {"n_train": 600, "n_test": 200, "size": 8, "noise": 1.0}},
+    model={"name": "mlp", "hidden": 16, "depth": 1},
+    train={"epochs": 9, "batch_size": 32, "threads": 1},
+    seeds=[0, 1, 2],
+    regimens=[{"name": "uniform", "sampler": "uniform"},
+              {"name": "<script>alert(1)</script>", "augment": [{"name": "mixup", "alpha": 0.3}]},
+              {"name": "sb", "sampler": {"name": "selective-backprop", "beta": 3.0}}],
+)
+
+
+def write(tmp_path, cfg=CONFIG):
+    path = tmp_path / "adv.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_advise_runs_rungs_as_stored_trials_and_writes_its_answer(tmp_path, capsys):
+    path, out = write(tmp_path), tmp_path / "out"
+    # a generous advice budget (the whole grid) so that the rungs and the B runs all happen
+    assert main(["advise", str(path), "--budget", "0.9", "--out", str(out), "--advice-budget", "1",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    a = json.loads((out / "advise.json").read_text())
+    assert a["rungs"] == [0.1, 0.3, 0.9] and a["control"] == "uniform"
+    assert a["pick"] in a["regimens"] and f"use {a['pick']}" in printed
+    assert a["spent"] <= a["advice_budget"] * 1.5  # CPU time is measured, so allow the estimate's error
+    rows = stored_rows(out)
+    # every trial advise ran is a stored study trial, at a rung budget, chosen on validation data
+    assert {r["budget"] for r in rows} <= {0.1, 0.3, 0.9} and all("val_acc" in r["metrics"] for r in rows)
+    assert {r["regimen"] for r in rows if r["budget"] == 0.1} == set(a["regimens"])  # all at B/9
+    for name, r in a["regimens"].items():
+        for b, seeds in r["trials"].items():
+            assert len(seeds) >= 2, (name, b)
+    md = (out / "advise.md").read_text()
+    assert md.startswith("# trainwise advise: adv at budget 0.9") and "| uniform (control) |" in md
+    rec = yaml.safe_load((out / "recommended.yaml").read_text())
+    assert rec["budgets"] == [0.9] and [r["name"] for r in rec["regimens"]] == [a["pick"]]
+    assert rec["dataset"]["val_fraction"] == 0.1  # the carved validation split, written down
+    html = (out / "report.html").read_text()
+    assert "<h2>Advice</h2>" in html and "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+    # the same command again reuses every stored trial: nothing new is trained
+    before = snapshot(out / "trials")
+    assert main(["advise", str(path), "--budget", "0.9", "--out", str(out), "--advice-budget", "1",
+                 "--no-progress"]) == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert snapshot(out / "trials") == before
+    # and the recommended config runs as a study
+    assert main(["study", str(out / "recommended.yaml"), "--out", str(tmp_path / "rec"), "--no-progress"]) == 0
+
+
+def test_bad_advise_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    path = write(tmp_path)
+    out = tmp_path / "out"
+    for args, needle in [
+        ([], "give the target budget as --budget B"),
+        (["--budget", "0.5", "--seconds", "3"], "one of the two"),
+        (["--budget", "0.001"], "too small for advise's first rung"),
+    ]:
+        code = main(["advise", str(path), "--out", str(out), *args])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and needle in err and len(err.splitlines()) == 1 and "Traceback" not in err, (args, err)
+    with pytest.raises(SystemExit) as e:  # argparse: usage, then the one error line
+        main(["advise", str(path), "--out", str(out), "--budget", "1.5"])
+    assert e.value.code == 2 and "expected a fraction in (0, 1]" in capsys.readouterr().err
+    assert not (out / "advise.json").exists() and not (out / "results.db").exists()
+
+
+def test_the_control_is_uniform_sampling_with_no_or_standard_augmentation():
+    assert is_control(RegimenConfig(sampler="uniform"))
+    assert is_control(RegimenConfig(sampler="uniform", augment=["standard"]))
+    assert not is_control(RegimenConfig(sampler="uniform", augment=["standard", "mixup"]))
+    assert not is_control(RegimenConfig(sampler="p-sgd"))
+    assert not is_control(RegimenConfig(sampler="uniform", loss="bce"))
