@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError, TrainwiseError
+from ..errors import ConfigError
 from ..io import atomic_write_text, remove_stale_tmp
 from ..lock import DirLock
 from .advise import ADVICE_FRACTION, MIN_SEEDS, Outcome, Request, _pct, advice_summary, advise, rung_budgets
