@@ -36,6 +36,8 @@ import torch
 from ..budget import Budget
 from ..registry import Registry, Settings
 
+PICK_SEED_OFFSET = 0x9E3779B9  # orderers' candidate-draw generator: seed + this (apart from the epoch order's)
+
 Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 # candidates (list of index tensors), probe, mode -> (loss before, loss after) per candidate
 Lookahead = Callable[..., tuple[torch.Tensor, torch.Tensor]]

@@ -35,8 +35,8 @@ import torch
 from pydantic import Field
 
 from ..registry import Settings
-from .base import SAMPLERS, EpochOrderSampler, Lookahead, SamplerContext, Scorer, Selection
-from .multi_attempt import PICK_SEED_OFFSET
+from .base import PICK_SEED_OFFSET, SAMPLERS, Lookahead, SamplerContext, Scorer, Selection
+from .uniform import Uniform
 
 
 def loss_delta(before: torch.Tensor, after: torch.Tensor, kind: str) -> torch.Tensor:
@@ -48,7 +48,7 @@ def loss_delta(before: torch.Tensor, after: torch.Tensor, kind: str) -> torch.Te
 
 
 @SAMPLERS.register("max-loss-delta")
-class MaxLossDelta(EpochOrderSampler):
+class MaxLossDelta(Uniform):  # uniform's epoch split into batches, in another order
     wants_feedback = False
     wants_lookahead = True
 
@@ -67,9 +67,6 @@ class MaxLossDelta(EpochOrderSampler):
         self.pick = torch.Generator().manual_seed(ctx.seed + PICK_SEED_OFFSET)
         self.left = torch.empty(0, dtype=torch.long)  # batch numbers of this epoch not used yet
         self.probe_idx = torch.empty(0, dtype=torch.long)
-
-    def plan_epoch(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(self.ctx.n, generator=self.gen)[: self.ctx.budget.samples_per_epoch]
 
     def begin_epoch(self, epoch: int) -> int:
         steps = super().begin_epoch(epoch)

@@ -26,9 +26,8 @@ import torch
 from pydantic import Field
 
 from ..registry import Settings
-from .base import SAMPLERS, EpochOrderSampler, SamplerContext, Scorer, Selection
-
-PICK_SEED_OFFSET = 0x9E3779B9  # the candidate draws' generator: seed + this (apart from the epoch order's)
+from .base import PICK_SEED_OFFSET, SAMPLERS, SamplerContext, Scorer, Selection
+from .uniform import Uniform
 
 
 def draw_candidates(pool_size: int, attempts: int, batch: int, gen: torch.Generator) -> torch.Tensor:
@@ -44,7 +43,7 @@ def easiest(mean_losses: torch.Tensor) -> int:
 
 
 @SAMPLERS.register("multi-attempt")
-class MultiAttempt(EpochOrderSampler):
+class MultiAttempt(Uniform):  # uniform's epoch, in another order
     wants_feedback = False
 
     class Settings(Settings):
@@ -55,9 +54,6 @@ class MultiAttempt(EpochOrderSampler):
         super().__init__(ctx, settings)
         self.pick = torch.Generator().manual_seed(ctx.seed + PICK_SEED_OFFSET)
         self.pool = torch.empty(0, dtype=torch.long)  # the samples of this epoch not used yet
-
-    def plan_epoch(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(self.ctx.n, generator=self.gen)[: self.ctx.budget.samples_per_epoch]
 
     def begin_epoch(self, epoch: int) -> int:
         steps = super().begin_epoch(epoch)
