@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainwise.study.advise import DELTA, replay_many, replay_runner, successive_halving
+from trainwise.study.advise import DELTA, read_export, replay_many, replay_runner, successive_halving
 from trainwise.study.advise_run import is_control
 from trainwise.study.config import RegimenConfig
 
@@ -50,13 +50,6 @@ def export(study: Path, out: Path) -> int:
         w.writerow(COLUMNS)
         w.writerows(rows)
     return len(rows)
-
-
-def load(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    num = ("budget", "val_acc", "test_acc", "cpu_time")
-    return [{**r, **{k: float(r[k]) for k in num}, "seed": int(r["seed"])} for r in rows]
 
 
 def halving(rows: list[dict], replays: int) -> dict:
@@ -95,7 +88,7 @@ def main() -> None:
         print(f"{export(*args.export)} trials -> {args.export[1]}")
         return
     for path in args.grids or sorted(GRIDS.glob("*.csv")):
-        rows = load(path)
+        rows = read_export(path)
         t0, c0 = time.perf_counter(), time.process_time()
         s = replay_many(rows, replays=args.replays)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 import zlib
@@ -10,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainwise.study.advise import (Outcome, Request, advise, predict_all, replay_many, rung_budgets,
-                                    successive_halving)
+from trainwise.study.advise import (Outcome, Request, advise, predict_all, read_export, replay_many,
+                                    rung_budgets, successive_halving)
 
 GRIDS = Path(__file__).resolve().parents[2] / "benchmarks" / "grids"
 
@@ -126,13 +125,6 @@ def test_a_failed_trial_drops_its_regimen_with_the_error():
     assert got["regimens"]["uniform/none"]["trials"] == {"0.1111": [0, 1], "1": [0, 1]}  # the survivor at B
 
 
-def load_grid(name: str) -> list[dict]:
-    with open(GRIDS / f"{name}.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    num = ("budget", "val_acc", "test_acc", "cpu_time")
-    return [{**r, **{k: float(r[k]) for k in num}, "seed": int(r["seed"])} for r in rows]
-
-
 @pytest.mark.parametrize("grid", sorted(p.stem for p in GRIDS.glob("*.csv")))
 def test_replays_of_real_grids_stay_within_40_percent_and_keep_the_best_in_view(grid):
     """The exported Fashion-MNIST grids (benchmarks/grids/*.csv): 100 replays, each with the grid's
@@ -140,6 +132,6 @@ def test_replays_of_real_grids_stay_within_40_percent_and_keep_the_best_in_view(
     or in its tied set in at least 90% of replays (advise never rules the best out). How often the
     pick itself is within δ of the best is printed by benchmarks/advise_replay.py and recorded in
     BENCHMARKS.md against the issue's 90% goal: 87% (sampling) and 62% (augmentation), not met."""
-    summary = replay_many(load_grid(grid), replays=100)
+    summary = replay_many(read_export(GRIDS / f"{grid}.csv"), replays=100)
     assert summary["max_spend_fraction"] <= 0.40, summary
     assert summary["best_in_pick_or_tied"] >= 0.90, summary

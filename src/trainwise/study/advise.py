@@ -399,6 +399,17 @@ def advice_summary(a: dict, esc=str, bold=lambda s: f"**{s}**") -> list[str]:
 # ---------------------------------------------------------------- replay and the baseline
 
 
+def read_export(path) -> list[dict]:
+    """A grid exported as CSV (benchmarks/advise_replay.py --export): one dict per trial, with
+    ``budget``, ``val_acc``, ``test_acc``, ``cpu_time`` as floats and ``seed`` as an int."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    num = ("budget", "val_acc", "test_acc", "cpu_time")
+    return [{**r, **{k: float(r[k]) for k in num}, "seed": int(r["seed"])} for r in rows]
+
+
 def replay_runner(rows: list[dict]) -> tuple[Runner, Estimate]:
     """Answer advise's requests from a stored grid: ``rows`` with ``regimen``, ``budget``,
     ``seed``, ``val_acc``, ``test_acc``, ``cpu_time`` (an export, see benchmarks/advise_replay.py).
@@ -477,5 +488,5 @@ def successive_halving(regimens: list[str], budget: float, seeds: list[int], run
     return alive[0]
 
 
-__all__ = ["advise", "Request", "Outcome", "rung_budgets", "predict_all", "p_best", "replay_runner", "replay_many",
+__all__ = ["advise", "Request", "Outcome", "rung_budgets", "predict_all", "p_best", "replay_runner", "replay_many", "read_export",
            "successive_halving", "advice_summary", "RUNGS", "ADVICE_FRACTION", "MIN_SEEDS"]
