@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 # The public API (see trainwise.api), imported on first use so that ``import trainwise`` stays light.
 _API = {"run_study": "api", "fit": "api", "model_spec": "api", "TensorData": "data",
-        "StudyConfig": "study.config", "TrialConfig": "study.config", "load_config": "study.config"}
+        "StudyConfig": "study.config", "TrialConfig": "config", "load_config": "config_load"}
 
 
 def __getattr__(name):

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .study.config import StudyConfig, TrialConfig, load_config, parse_config
+from .config import TrialConfig
+from .config_load import load_config, parse_config
+from .study.config import StudyConfig
 
 
 def _config(config, kind):

@@ -39,7 +39,7 @@ def describe() -> str:
     from .models import MODELS, model_settings
     from .robust.config import RobustnessConfig
     from .sampling import SAMPLERS
-    from .study.config import DatasetConfig
+    from .config import DatasetConfig
 
     datasets = get_args(DatasetConfig.model_fields["name"].annotation)
     lines = _section("datasets (dataset.name)", [(d, "", []) for d in datasets])

@@ -51,7 +51,8 @@ def positive_int(v: str) -> int:
 
 
 def cmd_study(args) -> int:
-    from .study.config import StudyConfig, load_config
+    from .config_load import load_config
+    from .study.config import StudyConfig
     from .study.runner import dry_run, run_study
 
     cfg = with_limit(load_config(args.config, StudyConfig, args.set), args.limit_per_class)
@@ -94,7 +95,8 @@ def positive_float(v: str) -> float:
 
 def cmd_advise(args) -> int:
     from .study.advise_run import run_advice
-    from .study.config import StudyConfig, load_config
+    from .config_load import load_config
+    from .study.config import StudyConfig
 
     cfg = load_config(args.config, StudyConfig, args.set)
     if (args.budget is None) == (args.seconds is None):
@@ -112,7 +114,8 @@ def cmd_advise(args) -> int:
 
 def cmd_train(args) -> int:
     from .lock import DirLock
-    from .study.config import TrialConfig, load_config
+    from .config import TrialConfig
+    from .config_load import load_config
     from .data import load_dataset
     from .study.preflight import preflight
     from .study.runner import ensure_writable
@@ -187,7 +190,7 @@ def cmd_robust_linear(args) -> int:
 
 def cmd_multisplit(args) -> int:
     from .multisplit import MultiSplitConfig, run_multisplit
-    from .study.config import load_config
+    from .config_load import load_config
     from .study.runner import ensure_writable
 
     from .lock import DirLock
@@ -203,7 +206,7 @@ def cmd_multisplit(args) -> int:
 
 
 def cmd_probe_order(args) -> int:
-    from .study.config import load_config
+    from .config_load import load_config
     from .study.probe_order import ProbeConfig
     from .study.probe_runner import run_probe
 

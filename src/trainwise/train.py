@@ -46,7 +46,7 @@ from .losses import get_loss, reduce_loss
 from .models import build_model
 from .runlog import RunLog
 from .sampling import SAMPLERS, SamplerContext
-from .study.config import TrialConfig
+from .config import TrialConfig
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -118,10 +118,11 @@ def test_trial_gpus_rounds_down_to_rays_four_decimals():
 
 
 def test_multisplit_actors_share_the_gpus_among_the_k_splits(monkeypatch):
+    from trainwise import ray_cluster
     from trainwise.multisplit.executors import RayPool
 
     fake = FakeRay(gpus=1)
-    monkeypatch.setattr(rx, "_import_ray", lambda: fake)
+    monkeypatch.setattr(ray_cluster, "_import_ray", lambda: fake)
     RayPool([(CUDA, "d", 0.1, 0, 1)] * 4)
     RayPool([(CPU, "d", 0.1, 0, 1)] * 4)
     assert [o.get("num_gpus", 0) for o in fake.options_seen] == [0.25, 0]

@@ -7,6 +7,6 @@ budget rule, ``transfer.py`` for the acceptance rules, ``executors.py`` for wher
 """
 
 from .config import ArmSettings, MultiSplitConfig
-from .run import run_arm, run_multisplit
+from .run import run_arm, run_multisplit, run_study_trial
 
-__all__ = ["ArmSettings", "MultiSplitConfig", "run_arm", "run_multisplit"]
+__all__ = ["ArmSettings", "MultiSplitConfig", "run_arm", "run_multisplit", "run_study_trial"]

@@ -1,4 +1,5 @@
-"""Config for multi-split training: the settings of one arm, and a comparison of arms x seeds.
+"""Config for multi-split training: a comparison of arms x seeds (one arm's settings, ``ArmSettings``,
+live with the trial config in ``trainwise/config.py``: a study regimen may be an arm).
 
 A ``multisplit`` config is a trial's common settings (dataset, model, optimizer, schedule,
 train), one sampler/augment/budget, a list of ``seeds`` and a list of ``arms``. The default
@@ -10,46 +11,10 @@ names the (arm, baseline) comparisons reported as paired differences over seeds.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator, model_validator
 
-from ..study.config import Common, Name, Seed, Spec, Strict, _check_augment, _check_budget, _check_spec
+from ..config import ArmSettings, Common, Name, Seed, Spec, _check_augment, _check_budget, _check_spec
 from ..sampling import SAMPLERS
-
-
-class ArmSettings(Strict):
-    """One way of training: K splits, how they exchange parameters, and how often."""
-
-    name: str = Field(..., min_length=1, max_length=100, description="the arm's directory name")
-    k: int = Field(4, ge=1, le=64, description="number of (train, validation) splits and models")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of the gross training set held out per split")
-    transfer: Literal["none", "greedy", "soft"] = "greedy"
-    every: int = Field(0, ge=0, le=10**9, description="steps between transfer rounds; 0 = once per budgeted epoch")
-    offer: Literal["all", "best"] = "all"
-    alpha: float = Field(0.5, gt=0, le=1, description="soft rule: weight of the offered parameters in the average")
-    init: Literal["shared", "per_split"] = Field(
-        "per_split", description="per_split: split k's initial weights and random streams (sample order, "
-                                 "augmentation) are seeded from (seed, k), so the K processes differ; "
-                                 "shared: all K start from the trial seed's weights and streams")
-    split_budget: Literal["shared", "full"] = Field(
-        "shared", description="shared: the K runs get budget/K each (equal compute to one run); "
-                              "full: each gets the whole budget (K times the compute, reported as such)")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        """An arm's name is a directory under --out: it must not reach outside it."""
-        if "/" in v or "\\" in v or not v.isprintable() or v in (".", "..") or v.startswith("."):
-            raise ValueError(f"arm name {v!r} must be a plain directory name (no '/', '\\', control "
-                             "characters or leading '.'); rename the arm")
-        return v
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.k == 1 and self.transfer != "none":
-            raise ValueError(f"arm {self.name!r}: transfer needs k >= 2; set transfer: none for a single split")
-        return self
 
 
 DEFAULT_ARMS = [

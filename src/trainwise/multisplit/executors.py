@@ -118,7 +118,7 @@ class RayPool:
     name = "ray"
 
     def __init__(self, inits: list[tuple], address: str | None = None):
-        from ..study.ray_executor import _import_ray, connect, connect_timeout_default
+        from ..ray_cluster import _import_ray, connect, connect_timeout_default
 
         ray = self.ray = _import_ray()
         self.owned = False
@@ -133,7 +133,7 @@ class RayPool:
             else:
                 ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(), **kw)
             self.owned = True
-        from ..study.ray_executor import trial_gpus
+        from ..ray_cluster import trial_gpus
 
         threads = inits[0][-1]
         # actors hold their CPUs (and GPU shares) for their lifetime: never ask for more than the cluster has

@@ -22,7 +22,7 @@ from ..data import load_dataset, split_validation
 from ..evaluate import evaluate
 from ..io import atomic_torch_save
 from ..models import build_model
-from ..study.config import DatasetConfig, TrialConfig
+from ..config import DatasetConfig, TrialConfig
 from ..train import CHECKPOINT, load_checkpoint, train
 from .transfer import Score, average, better, choose, pack, unpack
 

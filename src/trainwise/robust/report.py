@@ -9,6 +9,8 @@ from __future__ import annotations
 import statistics
 from typing import Callable
 
+from ..plots import figure_png
+
 PREFIX = "robust_acc@"
 
 
@@ -79,6 +81,5 @@ def robust_plots(groups: dict) -> dict[str, bytes]:
     ax.set_ylabel("accuracy on the attacked test subset (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    from ..study.report import figure_png  # imported here: study.report imports this module
 
     return {"accuracy_vs_eps": figure_png(fig)}

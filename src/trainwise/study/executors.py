@@ -72,7 +72,7 @@ def run_trial(config: dict, run_dir: str, progress: bool | None = None, on_step=
 
     ``on_step(step, total)`` is called after every optimizer step (not for multi-split trials).
     A job with ``task: probe-order`` is a chunk of the order probe (``probe_order.run_chunk``)."""
-    from ..study.config import TrialConfig
+    from ..config import TrialConfig
     from ..train import train
 
     if config.get("task") == "probe-order":
@@ -81,7 +81,7 @@ def run_trial(config: dict, run_dir: str, progress: bool | None = None, on_step=
         return run_chunk(config, run_dir)
     cfg = TrialConfig(**config)
     if cfg.multisplit:
-        from ..multisplit.run import run_study_trial
+        from ..multisplit import run_study_trial
 
         return run_study_trial(cfg, run_dir)
     return train(cfg, run_dir, resume=True, progress=progress, on_step=on_step)

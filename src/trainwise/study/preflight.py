@@ -26,7 +26,7 @@ from ..losses import get_loss, reduce_loss
 from ..models import build_model
 from ..models.user import is_user_model
 from ..sampling import SAMPLERS, SamplerContext
-from .config import TrialConfig
+from ..config import TrialConfig
 
 SAMPLES = 4  # training samples in the dummy batch (BatchNorm needs 2)
 

@@ -50,7 +50,7 @@ from ..evaluate import evaluate
 from ..losses import get_loss, reduce_loss
 from ..models import build_model
 from ..sampling import SAMPLERS, SamplerContext
-from .config import DatasetConfig, ModelConfig, OptimizerConfig, Seed, Strict, _check_spec
+from ..config import DatasetConfig, ModelConfig, OptimizerConfig, Seed, Strict, _check_spec
 
 MAX_BATCHES = 8  # 8! = 40320 orders per prefix; 9! would be 362880
 

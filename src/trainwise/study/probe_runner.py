@@ -96,7 +96,7 @@ def label(spec: dict) -> str:
 def run_markers(cfg: ProbeConfig, out: Path, data) -> list[Marker]:
     """``uniform`` (the identity order of each epoch's split) and the greedy samplers trained by
     the real loop on the subset; test loss and accuracy after each epoch."""
-    from ..study.config import TrialConfig
+    from ..config import TrialConfig
     from ..train import train
 
     markers = []

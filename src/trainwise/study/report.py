@@ -24,6 +24,7 @@ from typing import Callable
 from ..errors import TrainwiseError
 from ..io import atomic_write_bytes
 from ..provenance import provenance
+from ..plots import figure_png
 from ..robust.report import robust_columns, robust_plots
 from .verdict import DELTA, RULE, sentence, verdict
 from .advise import advice_summary
@@ -173,17 +174,6 @@ def console_table(rows: list[dict], width: int | None = None) -> str:
     buf = io.StringIO()
     Console(file=buf, width=width, force_terminal=False).print(t)
     return buf.getvalue().rstrip()
-
-
-def figure_png(fig) -> bytes:
-    """A matplotlib figure as PNG bytes (tight layout); the figure is closed."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _plots(rows: list[dict]) -> dict[str, bytes]:

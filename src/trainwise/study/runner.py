@@ -23,7 +23,8 @@ from ..errors import TrainwiseError
 from ..interrupt import Interrupted
 from ..io import atomic_write_text, remove_stale_tmp
 from ..lock import DirLock
-from .config import StudyConfig, TrialConfig
+from ..config import TrialConfig
+from .config import StudyConfig
 from .executors import LocalExecutor, ProcessExecutor
 from .progress import StudyProgress, format_duration
 from .store import Store
