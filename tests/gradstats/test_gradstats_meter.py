@@ -1,0 +1,93 @@
+"""The gradient-variance meter: its estimates, and that a measurement leaves the sampler, the RNG, the
+model's buffers and the loop's counters exactly as they were."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainwise.budget import Budget
+from trainwise.errors import ConfigError
+from trainwise.gradstats.meter import GradientVarianceMeter, Moments, variance_of
+from trainwise.losses import soft_cross_entropy
+from trainwise.sampling import SAMPLERS, SamplerContext
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight a busy machine for a second one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_moments_match_the_textbook_estimates():
+    g = torch.Generator().manual_seed(0)
+    draws = torch.randn(40, 7, generator=g, dtype=torch.float64) * torch.arange(1, 8) + 3
+    draws[:, 0] = 0  # a coordinate that never moves counts 0 in nvar
+    var, nvar = variance_of(draws)
+    assert var == pytest.approx(draws.var(0, unbiased=True).mean().item(), rel=1e-12)
+    want = (draws.var(0)[1:] / (draws**2).mean(0)[1:]).sum() / 7
+    assert nvar == pytest.approx(want.item(), rel=1e-12)
+    with pytest.raises(ValueError):
+        Moments().variance()
+
+
+def setup(sampler="uniform", n=96, batch=8):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 16, 3))
+    x, y = torch.rand(n, 1, 4, 4), torch.arange(n) % 3
+    ctx = SamplerContext(Budget(3, batch, n), 0, y, torch.device("cpu"))
+    s = SAMPLERS.build(sampler, ctx)
+    meter = GradientVarianceMeter(4, 6, model, x, y, 3, soft_cross_entropy, batch, seed=0)
+    return model, s, meter
+
+
+def scorer(idx, probs=False):
+    loss = torch.linspace(0.1, 1.0, len(idx))
+    return (loss, torch.exp(-loss), torch.full((len(idx), 3), 1 / 3)) if probs else (loss, torch.exp(-loss))
+
+
+@pytest.mark.parametrize("sampler", ["uniform", {"name": "importance", "tau_th": 0}, {"name": "selective-backprop",
+                                                                                     "prime_samples": 0}])
+def test_a_measurement_changes_nothing(sampler):
+    model, s, meter = setup(sampler)
+    state = dict(step=4, epoch=0, step_in_epoch=4, epoch_steps=s.begin_epoch(0), samples_forwarded=123,
+                 samples_backpropagated=45)
+    for i in range(4):
+        s.next_batch(i, scorer)
+    before = (torch.get_rng_state(), [b.clone() for b in model.buffers()], dict(state))
+    rec = meter.measure(state, s, scorer, {})  # 6 draws: into the next epoch (12 steps per epoch)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert all(torch.equal(a, b) for a, b in zip(model.buffers(), before[1]))
+    assert state == before[2] and model.training
+    assert rec["kind"] == "gradient_variance" and rec["step"] == 4 and rec["draws"] == 6
+    assert all(rec[k] > 0 for k in ("var", "nvar", "var_uniform", "nvar_uniform", "var_uniform_2b"))
+    # the sampler continues exactly as a twin that was never measured
+    _, twin, _ = setup(sampler)
+    twin.begin_epoch(0)
+    for i in range(4):
+        twin.next_batch(i, scorer)
+    for i in range(4, 12):
+        a, b = s.next_batch(i, scorer), twin.next_batch(i, scorer)
+        assert torch.equal(a.idx, b.idx) and (a.weight is None) == (b.weight is None)
+
+
+def test_uniform_at_2b_has_about_half_the_variance_of_b():
+    model, s, meter = setup(n=600, batch=16)
+    meter.draws = 300
+    state = dict(step=1, epoch=0, step_in_epoch=0, epoch_steps=s.begin_epoch(0))
+    rec = meter.measure(state, s, scorer, {})
+    assert rec["var"] == pytest.approx(rec["var_uniform"], rel=0.2)  # the uniform sampler is uniform at B
+    # without replacement from N: var_B ∝ (N − B)/B
+    assert rec["var_uniform_2b"] / rec["var_uniform"] == pytest.approx((600 - 32) / 32 / ((600 - 16) / 16), rel=0.2)
+
+
+def test_too_few_samples_for_2b_is_a_config_error():
+    model = nn.Linear(3, 2)
+    with pytest.raises(ConfigError, match="2 x batch_size"):
+        GradientVarianceMeter(1, 4, model, torch.rand(10, 3), torch.zeros(10, dtype=torch.long), 2,
+                              soft_cross_entropy, 8, seed=0)
