@@ -10,7 +10,7 @@ from torch import nn
 from trainwise.budget import Budget
 from trainwise.errors import ConfigError
 from trainwise.gradstats.meter import GradientVarianceMeter, Moments, variance_of
-from trainwise.losses import soft_cross_entropy
+from trainwise.gradstats.probe import classification_loss
 from trainwise.sampling import SAMPLERS, SamplerContext
 
 
@@ -42,7 +42,7 @@ def setup(sampler="uniform", n=96, batch=8):
     x, y = torch.rand(n, 1, 4, 4), torch.arange(n) % 3
     ctx = SamplerContext(Budget(3, batch, n), 0, y, torch.device("cpu"))
     s = SAMPLERS.build(sampler, ctx)
-    meter = GradientVarianceMeter(4, 6, model, x, y, 3, soft_cross_entropy, batch, seed=0)
+    meter = GradientVarianceMeter(4, 6, model, classification_loss(model, x, y, 3), n, batch, seed=0)
     return model, s, meter
 
 
@@ -89,5 +89,5 @@ def test_uniform_at_2b_has_about_half_the_variance_of_b():
 def test_too_few_samples_for_2b_is_a_config_error():
     model = nn.Linear(3, 2)
     with pytest.raises(ConfigError, match="2 x batch_size"):
-        GradientVarianceMeter(1, 4, model, torch.rand(10, 3), torch.zeros(10, dtype=torch.long), 2,
-                              soft_cross_entropy, 8, seed=0)
+        GradientVarianceMeter(1, 4, model, classification_loss(model, torch.rand(10, 3), torch.zeros(10).long(), 2),
+                              10, 8, seed=0)

@@ -34,7 +34,7 @@ def build(x, y, model, batch=10, epochs=4, on_work=lambda f, b: None, charged=Fa
     n = len(y)
     ctx = SamplerContext(Budget(epochs, batch, n), 0, y, torch.device("cpu"))
     s = SAMPLERS.build({"name": "gradient-clustering", **settings}, ctx)
-    s.attach(GradStats(model, x, y, int(y.max()) + 1, soft_cross_entropy, on_work=on_work, charged=charged))
+    s.attach(GradStats.for_classification(model, x, y, int(y.max()) + 1, on_work=on_work, charged=charged))
     return s
 
 
@@ -131,7 +131,7 @@ def test_split_moves_half_a_cluster_into_an_empty_one():
 
     x, y = clustered_data()
     model = mlp()
-    probe = GradStats(model, x, y, 3, soft_cross_entropy)
+    probe = GradStats.for_classification(model, x, y, 3)
     huge = 1e3  # centre 1 is so far from everything that nobody is assigned to it
     ci = [torch.zeros(2, 12, dtype=torch.float64), torch.zeros(2, 16, dtype=torch.float64)]
     co = [torch.zeros(2, 16, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)]

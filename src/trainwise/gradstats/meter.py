@@ -32,16 +32,12 @@ from __future__ import annotations
 
 import copy
 import time
-from contextlib import nullcontext
 from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
-from ..data.loader import gather
 from ..errors import ConfigError
-from ..losses import reduce_loss
-from .rank1 import at_least_fp32
 
 KIND = "gradient_variance"  # the ``kind`` of the meter's records in metrics.jsonl
 SEED_OFFSET = 0x5851F42D  # the uniform draws' generator: seed + this + step
@@ -84,17 +80,17 @@ def variance_of(grads: Iterable[torch.Tensor]) -> tuple[float, float]:
 
 
 class GradientVarianceMeter:
-    def __init__(self, every: int, draws: int, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 num_classes: int, loss_fn: Callable, batch_size: int, seed: int,
-                 autocast: Callable[[], object] = nullcontext, probe=None):
-        n = int(y.shape[0])
+    """``loss_of(idx, weight=None)``: the run's (weighted) mean training loss over training samples
+    ``idx`` on clean inputs, with its graph (the loop's ``trial_loss``); ``n`` training samples."""
+
+    def __init__(self, every: int, draws: int, model: nn.Module, loss_of: Callable[..., torch.Tensor], n: int,
+                 batch_size: int, seed: int, probe=None):
         if n < 2 * batch_size:
             raise ConfigError(f"train.gradient_variance compares against uniform batches of 2 x batch_size "
                               f"= {2 * batch_size}, but the training set has {n} samples; lower "
                               "train.batch_size or remove train.gradient_variance")
-        self.every, self.draws = every, draws
-        self.model, self.x, self.y, self.num_classes = model, x, y, num_classes
-        self.loss_fn, self.batch_size, self.seed, self.autocast, self.probe = loss_fn, batch_size, seed, autocast, probe
+        self.every, self.draws, self.model, self.loss_of, self.n = every, draws, model, loss_of, n
+        self.batch_size, self.seed, self.probe = batch_size, seed, probe
         self.params = [p for p in model.parameters() if p.requires_grad]
 
     def due(self, step: int) -> bool:
@@ -102,11 +98,7 @@ class GradientVarianceMeter:
 
     def gradient(self, idx: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """The flat gradient of the run's (weighted) mean loss over training samples ``idx``."""
-        b = gather(self.x, self.y, idx, self.num_classes, weight)
-        with self.autocast():
-            logits = at_least_fp32(self.model(b.x))
-        loss = reduce_loss(self.loss_fn(logits, b.y), b.weight)
-        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        grads = torch.autograd.grad(self.loss_of(idx, weight), self.params, allow_unused=True)
         return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                           for g, p in zip(grads, self.params)])
 
@@ -122,9 +114,8 @@ class GradientVarianceMeter:
 
     def uniform_draws(self, size: int, step: int):
         gen = torch.Generator().manual_seed(self.seed + SEED_OFFSET + step)
-        n = int(self.y.shape[0])
         for _ in range(self.draws):
-            yield torch.randperm(n, generator=gen)[:size]
+            yield torch.randperm(self.n, generator=gen)[:size]
 
     def measure(self, state: dict, sampler, scorer, probes: dict) -> dict:
         """One measurement at the current weights; the run is left exactly as it was."""
