@@ -236,3 +236,21 @@ def test_on_cuda_each_setting_trains_and_resumes_within_tolerance(tmp_path, over
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "paused")
     for k in a:  # GPU kernels may be nondeterministic: a looser bound than on the CPU
         assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4), k
+
+
+def test_grad_clip_caps_the_gradients_global_norm_before_the_step():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(20, 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0, weight_decay=0)
+    loss = (model(torch.randn(8, 20)) * 100).pow(2).mean()  # a gradient norm far above 0.5
+    Accel(TrainSettings(), torch.device("cpu")).step(loss, opt, clip=0.5)
+    moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+    assert float(moved.norm()) == pytest.approx(0.5, rel=1e-5)  # lr 1: the step is the clipped gradient
+
+
+def test_grad_clip_is_a_setting_and_stays_out_of_the_default_trial_id():
+    assert digits().config_hash() == TrialConfig(**{**digits().model_dump(), "optimizer": {
+        **digits().optimizer.model_dump(), "grad_clip": None}}).config_hash()
+    assert digits().model_copy(update={"optimizer": digits().optimizer.model_copy(
+        update={"grad_clip": 2.0})}).config_hash() != digits().config_hash()

@@ -164,14 +164,21 @@ class Accel:
         if self.compile == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
 
-    def step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
-        """Zero the gradients, backward and optimizer step (scaled, and skipped on inf/NaN, for fp16)."""
+    def step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float | None = None) -> None:
+        """Zero the gradients, backward, clip the gradients' global L2 norm to ``clip`` when given,
+        and take the optimizer step (scaled, and skipped on inf/NaN, for fp16)."""
         opt.zero_grad(set_to_none=True)
+        params = [p for g in opt.param_groups for p in g["params"]] if clip else []
         if self.scaler is None:
             loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step()
             return
         self.scaler.scale(loss).backward()
+        if clip:
+            self.scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(params, clip)
         self.scaler.step(opt)
         self.scaler.update()
 

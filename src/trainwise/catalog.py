@@ -59,9 +59,18 @@ def describe() -> str:
         for name in reg.names():
             cls = reg.get(name)
             doc = _first_line(cls.__dict__.get("__doc__")) or _first_line(inspect.getmodule(cls).__doc__)
+            tasks = getattr(cls, "tasks", ("classification",)) if reg is SAMPLERS else None
+            doc = f"{doc} [tasks: {', '.join(tasks)}]" if tasks else doc
             items.append((name, doc, _fields(cls.Settings)))
         lines += _section(title, items)
 
+    from .losses import LOSSES
+    from .retrieval import HINGE_LOSSES
+    from .tasks import HINGE_DEFAULTS, TASKS
+
+    lines += _section("tasks (task)", [(t, "", []) for t in TASKS])
+    lines += _section("losses (loss)", [(n, "classification", []) for n in LOSSES]
+                      + [(n, "retrieval", [f"{k}={v!r}" for k, v in HINGE_DEFAULTS.items()]) for n in HINGE_LOSSES])
     attacks = get_args(RobustnessConfig.model_fields["attack"].annotation)
     lines += _section("attacks (robustness.attack)", [(a, "", []) for a in attacks])
     lines += ["  settings of every attack:"] + [f"      {f}" for f in _fields(RobustnessConfig, skip=("attack",))]

@@ -22,6 +22,7 @@ from .models import MODELS, check_model_settings, model_settings
 from .registry import brief
 from .robust.config import RobustnessConfig
 from .sampling import SAMPLERS
+from .tasks import check_loss, check_task
 
 # Bumped when the same settings start to mean a different computation, so that trials stored by
 # an older trainwise are not taken for (or resumed as) trials of this one. 2: drop_last, exact E
@@ -65,6 +66,8 @@ class SyntheticConfig(Strict):
     channels: int = Field(1, gt=0, le=64)
     size: int = Field(16, gt=3, le=1024)
     noise: float = Field(0.3, ge=0, le=100)
+    positives: int = Field(1, ge=1, le=100, description="synthetic-paired: pairs (B views) per group, as "
+                           "several captions per image")
 
     @model_validator(mode="after")
     def _fits(self):
@@ -76,7 +79,7 @@ class SyntheticConfig(Strict):
 
 
 # image side of the built-in datasets, for settings that must fit inside an image (crop padding)
-IMAGE_SIZE = {"digits": 8, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32}
+IMAGE_SIZE = {"digits": 8, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32, "fashion-halves": 28}
 
 
 USER_DATASETS = ("image-folder", "arrays", "csv", "python")
@@ -86,8 +89,8 @@ class DatasetConfig(Strict):
     """A built-in dataset, or the user's own: ``image-folder`` / ``arrays`` / ``csv`` (``path``) or
     ``python`` (``function``). See data/__init__.py and README "Your data"."""
 
-    name: Literal["digits", "fashion-mnist", "cifar10", "cifar100", "synthetic",
-                  "image-folder", "arrays", "csv", "python"] = "digits"
+    name: Literal["digits", "fashion-mnist", "cifar10", "cifar100", "synthetic", "fashion-halves",
+                  "synthetic-paired", "image-folder", "arrays", "csv", "python"] = "digits"
     data_dir: str | None = Field(None, min_length=1, max_length=4096)
     download: bool = False
     val_fraction: float = Field(0.0, ge=0, lt=1)
@@ -140,10 +143,11 @@ class DatasetConfig(Strict):
 
     @property
     def image_size(self) -> int | None:
-        """The built-in datasets' image side (None for user datasets: known only once loaded)."""
+        """The built-in datasets' image side (None for user datasets, known only once loaded, and for
+        synthetic-paired features)."""
         if self.name in USER_DATASETS:
             return self.resize[0] if self.resize else None
-        return self.synthetic.size if self.name == "synthetic" else IMAGE_SIZE[self.name]
+        return self.synthetic.size if self.name == "synthetic" else IMAGE_SIZE.get(self.name)
 
 
 class ModelConfig(BaseModel):
@@ -202,6 +206,8 @@ class OptimizerConfig(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0, le=10)
     nesterov: bool = False
+    grad_clip: float | None = Field(None, gt=0, le=1e6, description="clip the gradient's global L2 norm to this "
+                                    "before each step (VSE++ uses 2); default: no clipping")
 
     @model_validator(mode="after")
     def _nesterov(self):
@@ -341,6 +347,7 @@ MultiSplitSpec = Annotated[Union[dict[str, Any], None], AfterValidator(_check_mu
 BudgetFraction = Annotated[float, AfterValidator(_check_budget)]
 SamplerSpec = Annotated[Spec, AfterValidator(lambda v: _check_spec(SAMPLERS, v))]
 AugmentSpec = Annotated[Union[Spec, list[Spec]], AfterValidator(_check_augment)]
+LossSpec = Annotated[Union[str, dict[str, Any]], AfterValidator(check_loss)]
 
 
 class Common(Strict):
@@ -367,9 +374,19 @@ class Common(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainSettings = TrainSettings()
-    loss: Literal["ce", "bce"] = "ce"
+    task: Literal["classification", "retrieval"] = Field("classification", description=(
+        "classification (labels, accuracy) or retrieval (paired data, two-tower embeddings, Recall@K); "
+        "trainwise/tasks.py"))
+    loss: LossSpec = Field("ce", description="ce or bce (classification); sum-of-hinges or max-of-hinges "
+                           "(retrieval), a name or {name, margin, warmup_epochs, collapse}")
     target_accuracy: float | None = Field(None, gt=0, le=1)
     robustness: RobustnessConfig | None = None  # attacks after training (robust/config.py)
+
+    def _check_task(self, sampler: dict[str, Any], augment: list[dict[str, Any]], loss) -> None:
+        """Settings that do not fit ``task`` (tasks.py): a hinge loss for classification, a mixer or a
+        classification-only sampler for retrieval, ..."""
+        check_task(self.task, self.dataset, self.model.name, loss, sampler, augment, self.train, self.robustness,
+                   self.target_accuracy)
 
     def _check_fit(self, chains: list[list[dict[str, Any]]]) -> None:
         """Augmentation settings that must fit the dataset's images (crop padding below the side)."""
@@ -396,6 +413,9 @@ class TrialConfig(Common):
     @model_validator(mode="after")
     def _fit(self):
         self._check_fit([self.augment])
+        self._check_task(self.sampler, self.augment, self.loss)
+        if self.multisplit and self.task != "classification":
+            raise ValueError("multisplit is for classification; remove it for task retrieval")
         return self
 
     def make_budget(self, n_train: int) -> Budget:

@@ -12,8 +12,9 @@ from .io import atomic_write_text
 
 class RunLog:
     def __init__(self, run_dir: Path | None, total_steps: int, title: str, progress: bool | None = None,
-                 start_step: int = 0):
+                 start_step: int = 0, metric: str = "acc"):
         self.run_dir = run_dir
+        self.metric = metric  # shown on the progress bar: test_<metric>
         self.total = total_steps
         self.title = title
         if progress is None:  # auto: a bar on a terminal, plain lines otherwise
@@ -48,7 +49,7 @@ class RunLog:
         """Log one evaluation record; rewrite metrics.jsonl atomically from the full history."""
         info = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items())
         if self.bar is not None:
-            self.bar.update(self.task, info=f"acc {rec.get('test_acc', 0):.3f}")
+            self.bar.update(self.task, info=f"{self.metric} {rec.get(f'test_{self.metric}', 0):.4g}")
         elif self.lines:
             print(f"[{self.title}] {info}", file=sys.stderr, flush=True)
         if self.run_dir is not None:
@@ -58,6 +59,13 @@ class RunLog:
             for k, v in rec.items():
                 if isinstance(v, (int, float)) and k != "step":
                     self.tb.add_scalar(k, v, rec["step"])
+
+    def note(self, message: str) -> None:
+        """A line for the user about the run (e.g. a loss switch), where log lines go."""
+        if self.bar is not None:
+            self.bar.console.print(f"[{self.title}] {message}", markup=False)
+        elif self.lines:
+            print(f"[{self.title}] {message}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -4,10 +4,11 @@ Read it top to bottom; each step of the data's path is one call:
 
     sampler.next_batch  -> which sample indices (and importance weights) this step uses; samplers
                            may score candidates (``scorer``) or take trial steps (``lookahead``)
-    gather              -> the batch from the dataset tensors, as float on the device
+    task.batch          -> the batch from the dataset tensors, as float on the device
     transform           -> augmentation / mixing of inputs and soft targets
-    model               -> logits (under ``train.precision``'s autocast; channels-last, compile: accel.py)
-    loss_fn             -> per-sample loss on soft targets, reduced with the weights
+    model               -> logits, or embeddings (under ``train.precision``'s autocast; accel.py)
+    task.loss           -> per-sample loss (soft-target CE, or hinges on in-batch negatives),
+                           reduced with the weights (task.reduce)
     sampler.feedback    -> per-sample loss and p(true class) back to the sampler
     lr_at + opt.step    -> update under the budget-aware learning-rate schedule
 
@@ -18,6 +19,9 @@ It evaluates every ``eval_every`` steps, checkpoints atomically (every ``checkpo
 steps or ``checkpoint_seconds`` of training, whichever comes first), stops at a requested
 interruption (``trainwise.interrupt``) after checkpointing, and resumes from a checkpoint to the
 same final weights as an uninterrupted run.
+
+What differs between classification and retrieval (the batch, the loss, the metrics) is the
+run's ``task`` (``trainwise/tasks.py``); everything else is shared.
 """
 
 from __future__ import annotations
@@ -35,17 +39,16 @@ from .accel import Accel, to_device
 from .augment import TRANSFORMS, Compose, TransformContext
 from .augment.tta_sum import evaluate_tta_sum
 from .budget import lr_at
-from .data import TensorData, gather, load_dataset
+from .data import TensorData, load_dataset
 from .data.loader import rows
 from .errors import CheckpointError, DivergedError, TrainwiseError
-from .evaluate import evaluate
 from .interrupt import Interrupted, requested, signum
 from .io import atomic_torch_save, atomic_write_text, remove_stale_tmp
 from .lookahead import Lookahead
-from .losses import get_loss, reduce_loss
 from .models import build_model
 from .runlog import RunLog
-from .sampling import SAMPLERS, SamplerContext
+from .sampling import SAMPLERS, SamplerContext, Selection
+from .tasks import make_task
 from .config import TrialConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -114,6 +117,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     data = data or load_dataset(cfg.dataset)
     if cfg.dataset.fingerprint:  # a user dataset: refuse to train on other data than the trial names
         cfg.with_fingerprint(data)
+    task = make_task(cfg, data)  # classification or retrieval: batch, loss, metrics (tasks.py)
     accel = Accel(cfg.train, device)  # precision, channels-last, torch.compile (accel.py)
     data = data.to(device)
     mean, std = data.channel_stats()
@@ -127,7 +131,6 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     sampler = SAMPLERS.build(cfg.sampler, SamplerContext(budget, cfg.seed, data.y_train.cpu(), device))
     tctx = TransformContext(data.num_classes, data.input_shape, budget, device, has_val=data.x_val is not None)
     transform = Compose([TRANSFORMS.build(spec, tctx) for spec in cfg.augment])
-    loss_fn = get_loss(cfg.loss)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     eval_every = cfg.train.eval_every or budget.steps_per_full_epoch
     ckpt_every = cfg.train.checkpoint_every or eval_every
@@ -137,7 +140,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     # ---- run state (everything a checkpoint must restore)
     s = dict(step=0, epoch=-1, step_in_epoch=0, epoch_steps=0, samples_forwarded=0,
-             samples_backpropagated=0, train_time=0.0, cpu_time=0.0, best_test_acc=0.0, time_to_target=None,
+             samples_backpropagated=0, train_time=0.0, cpu_time=0.0, best_test=0.0, time_to_target=None,
              train_loss=float("nan"), loss_sum=0.0, loss_n=0, step_cost=None, total=total)
     history: list[dict] = []
     ckpt_path = run_dir / CHECKPOINT if run_dir is not None else None
@@ -152,6 +155,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             torch.set_rng_state(ck["torch_rng"])
             accel.load_state_dict(ck.get("accel", {}))
             s.update(ck["state"])
+            if "best_test_acc" in ck["state"]:  # written before the task seam named it best_test
+                s["best_test"] = s.pop("best_test_acc")
             history = list(ck["history"])
         except Exception as e:  # the right hash but the wrong contents (keys, shapes, types)
             raise CheckpointError(f"checkpoint {ckpt_path} does not fit this run ({type(e).__name__}: "
@@ -192,10 +197,10 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     def trial_loss(idx: torch.Tensor) -> torch.Tensor:
         """Mean training loss of samples ``idx`` (clean, unweighted), for the look-ahead's trial steps."""
-        b = gather(data.x_train, data.y_train, idx, data.num_classes)
+        b = task.batch(data, Selection(idx))
         with accel.autocast():
             logits = accel.fp32(model(b.x))
-        return reduce_loss(loss_fn(logits, b.y), None)
+        return task.reduce(task.loss(logits, b, s["epoch"]), None)
 
     def count(forwarded: int, backpropagated: int) -> None:
         s["samples_forwarded"] += forwarded
@@ -210,19 +215,23 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     wants_lookahead = getattr(sampler, "wants_lookahead", False)
     probes = {"lookahead": Lookahead(model, opt, trial_loss, count, step_lr)} if wants_lookahead else {}
 
+    metric = task.metric  # what the study ranks by: acc, or R-sum for retrieval
+
     def do_eval() -> None:
         with accel.autocast():
-            test_loss, test_acc = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size)
-        s["best_test_acc"] = max(s["best_test_acc"], test_acc)
+            test = task.evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size)
+        s["best_test"] = max(s["best_test"], test[metric])
         rec = dict(step=s["step"], epoch=s["epoch"], lr=opt.param_groups[0]["lr"], train_loss=s["train_loss"],
-                   test_loss=test_loss, test_acc=test_acc, time=s["train_time"])
+                   **{f"test_{k}": v for k, v in test.items()}, time=s["train_time"])
         if data.x_val is not None:
             with accel.autocast():
-                rec["val_loss"], rec["val_acc"] = evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size)
+                val = task.evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size)
+            rec.update({f"val_{k}": v for k, v in val.items()})
         target = cfg.target_accuracy  # time to target: on validation accuracy when there is a split
-        if target is not None and s["time_to_target"] is None and rec.get("val_acc", test_acc) >= target:
+        if target is not None and s["time_to_target"] is None and rec.get("val_acc", test[metric]) >= target:
             s["time_to_target"] = s["train_time"]
         transform.on_eval(rec, model)  # may add fields (e.g. cascade K) and load best-so-far weights
+        task.after_eval(rec)  # retrieval: the loss in use, collapse detection
         history.append(rec)
         log.record(rec, history)
 
@@ -258,7 +267,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     def budget_left() -> bool:
         return s["step"] < plan(0) if unit == "steps" else spent() < limit
 
-    log = RunLog(run_dir, total, f"{cfg.regimen} b={cfg.budget} seed={cfg.seed}", progress, s["step"])
+    log = RunLog(run_dir, total, f"{cfg.regimen} b={cfg.budget} seed={cfg.seed}", progress, s["step"], metric)
     model.train()
     last_checkpoint = time.monotonic()
     saved_step = s["step"]
@@ -275,6 +284,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
                 s["epoch"] += 1
                 s["epoch_steps"] = sampler.begin_epoch(s["epoch"])
                 s["step_in_epoch"] = 0
+                if note := task.begin_epoch(s["epoch"]):  # e.g. retrieval's switch after its warm-up
+                    log.note(f"step {s['step']}: {note}")
             spent_before = spent()
             sel = sampler.next_batch(s["step_in_epoch"], scorer, **probes)
             total = s["total"] = plan(len(sel.idx))
@@ -282,24 +293,22 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             lr = lr_at(s["step"], total, cfg.optimizer.lr, cfg.schedule.name, **schedule_kw)
             for g in opt.param_groups:
                 g["lr"] = transform.adjust_lr(s["step"], total, cfg.optimizer.lr, lr)
-            batch = gather(data.x_train, data.y_train, sel.idx, data.num_classes, sel.weight)
+            batch = task.batch(data, sel)
             batch = transform(batch, gen)
             accel.begin_step()
             with accel.autocast():
                 logits = accel.fp32(model(batch.x))  # the loss and feedback in float32 under bf16/fp16
             transform.observe(logits, batch)
-            per_sample = loss_fn(logits, batch.y)
-            loss = reduce_loss(per_sample, batch.weight)
-            accel.step(loss, opt)  # zero_grad, backward, optimizer step (fp16: through the scaler)
+            per_sample = task.loss(logits, batch, s["epoch"])
+            loss = task.reduce(per_sample, batch.weight)
+            accel.step(loss, opt, cfg.optimizer.grad_clip)  # zero_grad, backward, clip, step (fp16: scaled)
             loss_value = loss.item()  # the step's one host sync, once its work is queued
             if not math.isfinite(loss_value):
                 kept = f"; the last good checkpoint is kept in {ckpt_path}" if have_checkpoint else ""
                 raise DivergedError(f"loss became {loss_value} at step {s['step']} "
                                     f"(lr {opt.param_groups[0]['lr']:.3g}); lower optimizer.lr{kept}")
             if wants_feedback:
-                with torch.no_grad():
-                    probs = logits.softmax(1)
-                    p_true = probs.gather(1, batch.labels[:, None]).squeeze(1)
+                p_true, probs = task.feedback(logits, batch)  # retrieval: None (loss-only samplers)
                 sampler.feedback(batch.idx, per_sample.detach(), p_true, probs)
 
             s["samples_forwarded"] += len(batch)
@@ -334,14 +343,15 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     result = dict(
         steps=s["step"], total_steps=s["total"], epochs=s["epoch"] + 1,
         samples_forwarded=s["samples_forwarded"], samples_backpropagated=s["samples_backpropagated"],
-        wall_time=s["train_time"], cpu_time=s["cpu_time"], train_loss=s["train_loss"], test_loss=last["test_loss"],
-        test_acc=last["test_acc"], best_test_acc=s["best_test_acc"], time_to_target=s["time_to_target"],
+        wall_time=s["train_time"], cpu_time=s["cpu_time"], train_loss=s["train_loss"],
+        **{k: v for k, v in last.items() if k.startswith("test_")},
+        **{f"best_test_{metric}": s["best_test"], "time_to_target": s["time_to_target"]},
     )
-    if "val_acc" in last:
-        result["val_acc"] = last["val_acc"]
+    result.update({f"val_{k}": last[f"val_{k}"] for k in task.val_keys if f"val_{k}" in last})
     # the final model on its clean training set: train vs test accuracy says under- or overfitting
     with accel.autocast():
-        result["train_acc"] = evaluate(model, data.x_train, data.y_train, cfg.train.eval_batch_size)[1]
+        result[f"train_{metric}"] = task.evaluate(model, data.x_train, data.y_train, cfg.train.eval_batch_size)[metric]
+    result.update(task.summary(history))  # retrieval: whether it collapsed
     result.update({k: last[k] for k in ("K", "train_topk_acc") if k in last})
     if cfg.train.tta_sum:  # test-time sum augmentation (Cascading Sum), next to the clean metric
         with accel.autocast():

@@ -134,7 +134,7 @@ def test_a_class_is_a_factory(net):
     ({"name": "net.py:factory", "width": float("nan")}, "setting 'width': nan is not plain data"),
     ({"name": "net.py:factory", "fingerprint": "0" * 16}, "changed since this config was made"),
     ({"name": "cnn", "fingerprint": "0" * 16}, "leave it out"),
-    ({"name": "resnet1000"}, "unknown model 'resnet1000'; allowed: linear, mlp, cnn, preact-resnet18, or your own"),
+    ({"name": "resnet1000"}, "unknown model 'resnet1000'; allowed: linear, mlp, cnn, preact-resnet18, two-tower, or your own"),
 ])
 def test_bad_user_models_are_one_config_error_line(net, model, needle):
     with pytest.raises(ConfigError) as e:

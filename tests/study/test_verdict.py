@@ -31,8 +31,8 @@ def test_the_pick_is_by_validation_not_test():
     rows += [row("b", s, 0.85 + s / 1000, 0.70) for s in range(3)]
     (v,) = verdict(rows)
     assert v["pick"] == "b" and v["seeds"] == 3
-    assert v["test_acc"] == pytest.approx(0.70)  # the pick's test accuracy, however poor
-    assert v["val_acc"] == pytest.approx(0.851)
+    assert v["test"] == pytest.approx(0.70)  # the pick's test accuracy, however poor
+    assert v["val"] == pytest.approx(0.851)
     s = sentence(v)
     assert s.startswith("At budget 0.3: **b** (validation 85.1%, test 70.0%")
     assert "better than a by 5.0 points" in s
@@ -83,7 +83,7 @@ def test_one_seed_gives_no_confidence():
 def test_no_validation_split_no_verdict():
     rows = [row("a", s, None, 0.9) for s in range(3)] + [row("b", s, None, 0.7) for s in range(3)]
     (v,) = verdict(rows)
-    assert v["pick"] is None and v["message"] == NO_VAL and v["test_acc"] is None
+    assert v["pick"] is None and v["message"] == NO_VAL and v["test"] is None
     assert sentence(v) == f"At budget 0.3: no verdict — {NO_VAL}."
 
 

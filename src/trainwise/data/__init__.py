@@ -12,7 +12,7 @@ from .base import TensorData, limit_per_class, split_validation
 from .fingerprint import fingerprint
 from .loader import Batch, gather
 
-DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic", "fashion-halves", "synthetic-paired")
 
 
 def load_raw(cfg) -> TensorData:
@@ -31,7 +31,16 @@ def load_raw(cfg) -> TensorData:
     if cfg.name == "synthetic":
         from .synthetic import make_synthetic
 
-        return make_synthetic(**cfg.synthetic.model_dump())
+        return make_synthetic(**cfg.synthetic.model_dump(exclude={"positives"}))
+    if cfg.name == "fashion-halves":
+        from .paired import load_fashion_halves
+
+        return load_fashion_halves(cfg.data_dir, cfg.download)
+    if cfg.name == "synthetic-paired":
+        from .paired import make_synthetic_paired
+
+        sy = cfg.synthetic
+        return make_synthetic_paired(sy.n_train, sy.n_test, sy.size, sy.noise, sy.positives)
     if cfg.name == "image-folder":
         from .image_folder import load_image_folder
 

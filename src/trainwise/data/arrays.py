@@ -2,6 +2,10 @@
 
 ``path`` is an ``.npz`` file, or a folder of ``.npy`` files, holding ``x_train, y_train, x_test,
 y_test`` (or ``x, y`` plus ``dataset.test_fraction`` for a stratified, seeded held-out test set).
+Paired data for retrieval (``task: retrieval``) holds ``a_train, b_train, a_test, b_test`` (the
+two views of each pair, images or features) and optionally ``group_train, group_test`` (integer
+ids: pairs of one group are each other's positives, e.g. 5 captions of one image); see
+``load_paired``.
 
 Inputs (``as_inputs``):
 
@@ -40,6 +44,7 @@ from .download import one_line
 
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
 WHOLE_KEYS = ("x", "y")
+PAIRED_KEYS = ("a_train", "b_train", "a_test", "b_test")
 _CHUNK = 1 << 24  # bytes scanned at a time (finite/range checks on memory-mapped arrays)
 
 
@@ -287,6 +292,8 @@ def load_arrays(cfg) -> TensorData:
                         ".npy files")
     keys = _open(path, False)
     present = ", ".join(sorted(keys)) or "nothing"
+    if any(k in keys for k in PAIRED_KEYS):
+        return load_paired(cfg.name, keys, path)
     split = all(k in keys for k in SPLIT_KEYS)
     if not split:
         whole = all(k in keys for k in WHOLE_KEYS)
@@ -325,6 +332,39 @@ def load_arrays(cfg) -> TensorData:
     if not mmap:
         xtr, xte = np.ascontiguousarray(xtr), np.ascontiguousarray(xte)
     return make_data(cfg.name, xtr, ytr, xte, yte, classes)
+
+
+def load_paired(name: str, keys: dict[str, Callable[[], np.ndarray]], path: Path) -> TensorData:
+    """Paired arrays: each view checked like any input (``as_inputs``), stored as one row per pair
+    (view A's values, then view B's, ``data/paired.py``); uint8 when both views are uint8 images,
+    else float32 in the views' own ranges (uint8 views / 255). Groups default to one per pair."""
+    where = (lambda k: f"{path}/{k}.npy") if path.is_dir() else (lambda k: f"{path}['{k}']")
+    missing = [k for k in PAIRED_KEYS if k not in keys]
+    if missing:
+        raise DataError(f"{path} holds paired views but no {missing[0]!r} (found: {', '.join(sorted(keys))}); give "
+                        "a_train, b_train, a_test, b_test (and optionally group_train, group_test)")
+    parts, views = {}, None
+    for split in ("train", "test"):
+        a, b = (as_inputs(keys[f"{v}_{split}"](), where(f"{v}_{split}")) for v in "ab")
+        if len(a) != len(b):
+            raise DataError(f"{where('a_' + split)} has {len(a)} items but {where('b_' + split)} {len(b)}; give one "
+                            "view B per view A (repeat an image for each of its captions, with group ids)")
+        shapes = (tuple(a.shape[1:]), tuple(b.shape[1:]))
+        if views not in (None, shapes):
+            raise DataError(f"the training views have shapes {views} but the test views {shapes}; give both the same")
+        views = shapes
+        both_uint8 = a.dtype == np.uint8 and b.dtype == np.uint8
+        flat = [v.reshape(len(v), -1) if both_uint8 else
+                (v.astype(np.float32) / 255 if v.dtype == np.uint8 else v).reshape(len(v), -1) for v in (a, b)]
+        x = np.ascontiguousarray(np.concatenate(flat, axis=1))
+        key = f"group_{split}"
+        groups = keys[key]() if key in keys else np.arange(len(a))
+        groups = _as_index(_label_array(groups, where(key)), where(key)) if key in keys else groups
+        if len(groups) != len(a):
+            raise DataError(f"{where(key)} has {len(groups)} ids for {len(a)} pairs; give one group id per pair")
+        parts[split] = (x, groups.astype(np.int64))
+    return TensorData(name, to_tensor(parts["train"][0]), to_tensor(parts["train"][1]), to_tensor(parts["test"][0]),
+                      to_tensor(parts["test"][1]), num_classes=0, views=views)
 
 
 def _npy_bytes(path: Path, keys: Sequence[str]) -> int:

@@ -64,10 +64,14 @@ class TensorData:
     x_val: torch.Tensor | None = None
     y_val: torch.Tensor | None = None
     classes: list[str] | None = None  # class names, index = label
+    # paired data (retrieval, data/paired.py): the two views' shapes; each row holds view A's values
+    # then view B's, flattened, and y is the pair's group (pairs of a group are each other's positives)
+    views: tuple[tuple[int, ...], ...] | None = None
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
+    def input_shape(self) -> tuple:
+        """A sample's shape, or for paired data the views' shapes (what a model factory gets)."""
+        return self.views if self.views is not None else tuple(self.x_train.shape[1:])
 
     @property
     def n_train(self) -> int:
@@ -77,6 +81,8 @@ class TensorData:
         """Per-channel mean and std of the training inputs in [0, 1] (for the model's normaliser);
         never a float copy of the whole set. Either storage (memory, mmap) gives the same values."""
         x = self.x_train
+        if self.views is not None:
+            return _view_channel_stats(self)
         if x.dtype == torch.uint8:
             mean, std = _uint8_stats(x)
             return mean, std.clamp_min(1e-6)
@@ -105,6 +111,27 @@ class TensorData:
         )
 
 
+def _view_channel_stats(data: "TensorData") -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired rows: each value normalised with its view channel's mean and std (per feature for
+    flat views), pooled from the per-feature statistics, so a constant pixel is not divided by ~0."""
+    mean_f, std_f = replace(data, views=None).channel_stats()
+    means, stds, at = [], [], 0
+    for shape in data.views:
+        size = 1
+        for d in shape:
+            size *= d
+        m, v = mean_f[at : at + size], std_f[at : at + size] ** 2
+        at += size
+        if len(shape) == 1:  # flat features: per feature
+            means.append(m), stds.append(v.sqrt())
+            continue
+        m, v = m.reshape(shape[0], -1), v.reshape(shape[0], -1)
+        cm = m.mean(1, keepdim=True)
+        cs = (v + (m - cm) ** 2).mean(1, keepdim=True).sqrt()  # pooled over the channel's positions
+        means.append(cm.expand_as(m).flatten()), stds.append(cs.expand_as(m).flatten())
+    return torch.cat(means), torch.cat(stds).clamp_min(1e-6)
+
+
 def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``x[idx]``; rows of a memory-mapped ``x`` go to a mapped file, not into RAM."""
     return storage.take_rows(x, idx) if storage.is_mapped(x) else x[idx]
@@ -123,9 +150,12 @@ def limit_per_class(data: TensorData, n_per_class: int, seed: int) -> TensorData
 
 
 def split_validation(data: TensorData, val_fraction: float, seed: int) -> TensorData:
-    """Carve a stratified validation split out of the training set (never out of the test set)."""
+    """Carve a stratified validation split out of the training set (never out of the test set);
+    paired data: whole groups (``split_groups``)."""
     if val_fraction <= 0:
         return data
+    if data.views is not None:
+        return split_groups(data, val_fraction, seed)
     g = torch.Generator().manual_seed(seed)
     val_idx, train_idx = [], []
     for c in range(data.num_classes):
@@ -143,3 +173,15 @@ def split_validation(data: TensorData, val_fraction: float, seed: int) -> Tensor
         x_val=_rows(data.x_train, val_idx),
         y_val=data.y_train[val_idx],
     )
+
+
+def split_groups(data: TensorData, val_fraction: float, seed: int) -> TensorData:
+    """A validation split of whole groups (a group's pairs stay together), seeded."""
+    uniq, inv = torch.unique(data.y_train, return_inverse=True)
+    g = torch.Generator().manual_seed(seed)
+    k = int(round(val_fraction * len(uniq)))
+    held = torch.zeros(len(uniq), dtype=torch.bool)
+    held[torch.randperm(len(uniq), generator=g)[:k]] = True
+    val_idx, train_idx = held[inv].nonzero().flatten(), (~held[inv]).nonzero().flatten()
+    return replace(data, x_train=_rows(data.x_train, train_idx), y_train=data.y_train[train_idx],
+                   x_val=_rows(data.x_train, val_idx), y_val=data.y_train[val_idx])

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..registry import brief
 from .preact_resnet import preact_resnet18
 from .simple import cnn, linear, mlp
+from .two_tower import two_tower
 from .user import check_factory_settings, is_user_model, resolve_factory
 from .wrapper import Normalized
 
@@ -27,6 +28,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
     "cnn": cnn,
     "preact-resnet18": preact_resnet18,
+    "two-tower": two_tower,
 }
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import ArmSettings, Common, Name, Seed, Spec, _check_augment, _check_budget, _check_spec
 from ..sampling import SAMPLERS
+from ..tasks import PAIRED_DATASETS
 
 
 DEFAULT_ARMS = [
@@ -56,6 +57,9 @@ class MultiSplitConfig(Common):
                              "output model.pt separately)")
         if self.dataset.val_fraction:
             raise ValueError("dataset.val_fraction must be 0 here: each arm's val_fraction makes the splits")
+        if self.task != "classification" or self.dataset.name in PAIRED_DATASETS:
+            raise ValueError("multisplit is for classification (task: retrieval and paired datasets are not "
+                             "supported); pick a labelled dataset")
         self._check_fit([self.augment])
         return self
 

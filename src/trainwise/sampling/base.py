@@ -23,7 +23,10 @@ Optional hooks the loop uses for ``train.budget_unit`` (see ``train.py``): ``pla
 the run's total steps when the sampler sets them itself (InfoBatch's shrinking epochs), and
 ``cost_per_step(unit)``, the expected work of one step, to plan the LR schedule up front.
 
-Samplers get a ``SamplerContext`` describing the data and the budget.
+Samplers get a ``SamplerContext`` describing the data and the budget. ``tasks`` (a class
+attribute, default classification only) names the tasks a sampler works for (``trainwise/tasks.py``):
+retrieval has no p(true class) and no cross-entropy scorer, so only samplers that need neither
+(``uniform``, ``infobatch``: loss feedback) declare it.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ def prune(cand: torch.Tensor, score: torch.Tensor, seen: torch.Tensor, r: float,
 
 @SAMPLERS.register("infobatch")
 class InfoBatch(EpochOrderSampler):
+    tasks = ("classification", "retrieval")  # needs no class scores (tasks.py)
     wants_feedback = True
 
     class Settings(Settings):

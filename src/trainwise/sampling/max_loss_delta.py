@@ -50,6 +50,7 @@ def loss_delta(before: torch.Tensor, after: torch.Tensor, kind: str) -> torch.Te
 @SAMPLERS.register("max-loss-delta")
 class MaxLossDelta(Uniform):  # uniform's epoch split into batches, in another order
     wants_feedback = False
+    tasks = ("classification",)  # scores candidates with cross-entropy
     wants_lookahead = True
 
     class Settings(Settings):

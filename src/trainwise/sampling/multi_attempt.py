@@ -45,6 +45,7 @@ def easiest(mean_losses: torch.Tensor) -> int:
 @SAMPLERS.register("multi-attempt")
 class MultiAttempt(Uniform):  # uniform's epoch, in another order
     wants_feedback = False
+    tasks = ("classification",)  # scores candidates with cross-entropy
 
     class Settings(Settings):
         attempts: int = Field(8, ge=1, le=4096, description="A: candidate batches scored per step (the "

@@ -10,5 +10,6 @@ from .base import SAMPLERS, EpochOrderSampler
 
 @SAMPLERS.register("uniform")
 class Uniform(EpochOrderSampler):
+    tasks = ("classification", "retrieval")  # needs no class scores (tasks.py)
     def plan_epoch(self, epoch: int) -> torch.Tensor:
         return torch.randperm(self.ctx.n, generator=self.gen)[: self.ctx.budget.samples_per_epoch]

@@ -7,12 +7,10 @@ re-exported here for code written against this module.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ..config import (SEMANTICS, USER_DATASETS, AugmentSpec, BudgetFraction, Common, DatasetConfig, Label,
-                      ModelConfig, MultiSplitSpec, Name, OptimizerConfig, SamplerSpec, ScheduleConfig, Seed, Spec,
+                      LossSpec, ModelConfig, MultiSplitSpec, Name, OptimizerConfig, SamplerSpec, ScheduleConfig, Seed, Spec,
                       Strict, TrainSettings, TrialConfig, _check_name)
 from ..config_load import load_config, parse_config
 from ..registry import brief
@@ -22,7 +20,7 @@ class RegimenConfig(Strict):
     name: Label | None = None
     sampler: SamplerSpec = "uniform"
     augment: AugmentSpec = []
-    loss: Literal["ce", "bce"] | None = None
+    loss: LossSpec | None = None
     multisplit: MultiSplitSpec = None
 
     def label(self) -> str:
@@ -88,6 +86,10 @@ class StudyConfig(Common):
                                      "directory name (1 to 64 printable characters, no '/', '\\', '..' or "
                                      "leading '.'); name it") from None
         self._check_fit([r.augment for r in self.regimen_list()])
+        for r in self.regimen_list():
+            self._check_task(r.sampler, r.augment, r.loss or self.loss)
+            if r.multisplit and self.task != "classification":
+                raise ValueError("multisplit is for classification; remove it for task retrieval")
         return self
 
     @model_validator(mode="after")

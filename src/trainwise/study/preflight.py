@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterator
 
 import torch
 
 from ..accel import Accel
 from ..augment import TRANSFORMS, Compose, TransformContext
-from ..data import TensorData, gather
+from ..data import TensorData
 from ..errors import TrainwiseError
-from ..losses import get_loss, reduce_loss
 from ..models import build_model
 from ..models.user import is_user_model
-from ..sampling import SAMPLERS, SamplerContext
+from ..sampling import SAMPLERS, SamplerContext, Selection
+from ..tasks import make_task
 from ..config import TrialConfig
 
 SAMPLES = 4  # training samples in the dummy batch (BatchNorm needs 2)
@@ -66,20 +67,20 @@ def step_once(cfg: TrialConfig, data: TensorData, mean: torch.Tensor, std: torch
     sampler.begin_epoch(0)
     tctx = TransformContext(data.num_classes, data.input_shape, budget, device, has_val=data.x_val is not None)
     transform = Compose([TRANSFORMS.build(spec, tctx) for spec in cfg.augment])
-    loss_fn = get_loss(cfg.loss)
+    task = make_task(cfg, data)
 
     # as many samples as a real batch has, up to SAMPLES per sum of a cascading-sum split grouping
     per = max([1] + [a.get("k", 1) for a in cfg.augment if a.get("grouping") == "split"])
     n = min(SAMPLES * per, cfg.train.batch_size, data.n_train)
-    x, y = data.x_train[:n].to(device), data.y_train[:n].to(device)
+    first = replace(data, x_train=data.x_train[:n].to(device), y_train=data.y_train[:n].to(device))
     transform.on_step(0, budget.total_steps)
-    batch = transform(gather(x, y, torch.arange(n), data.num_classes), torch.Generator().manual_seed(cfg.seed))
+    batch = transform(task.batch(first, Selection(torch.arange(n))), torch.Generator().manual_seed(cfg.seed))
     model.train()
     with accel.autocast():
-        logits = accel.fp32(_forward(cfg, model, batch.x, data.num_classes))
+        logits = accel.fp32(_forward(cfg, model, batch.x, data.num_classes, task.name))
     transform.observe(logits, batch)
-    per_sample = loss_fn(logits, batch.y)
-    loss = reduce_loss(per_sample, batch.weight)
+    per_sample = task.loss(logits, batch, 0)
+    loss = task.reduce(per_sample, batch.weight)
     if not bool(torch.isfinite(loss)):
         raise TrainwiseError(f"the loss of a first batch is {float(loss)}; fix its settings")
     opt.zero_grad(set_to_none=True)
@@ -87,9 +88,7 @@ def step_once(cfg: TrialConfig, data: TensorData, mean: torch.Tensor, std: torch
         loss.backward()
     opt.step()
     if getattr(sampler, "wants_feedback", False):
-        with torch.no_grad():
-            probs = logits.softmax(1)
-            sampler.feedback(batch.idx, per_sample.detach(), probs.gather(1, batch.labels[:, None]).squeeze(1), probs)
+        sampler.feedback(batch.idx, per_sample.detach(), *task.feedback(logits, batch))
 
 
 def _first_line(e: BaseException) -> str:
@@ -111,11 +110,20 @@ def _naming(cfg: TrialConfig, what: str) -> Iterator[None]:
                              "fix the model") from e
 
 
-def _forward(cfg: TrialConfig, model: torch.nn.Module, x: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``model(x)``, checked to be logits of shape (batch, num_classes)."""
+def _forward(cfg: TrialConfig, model: torch.nn.Module, x: torch.Tensor, num_classes: int,
+             task: str = "classification") -> torch.Tensor:
+    """``model(x)``, checked to be logits of shape (batch, num_classes), or for retrieval embeddings of
+    shape (batch, 2, dim)."""
     with _naming(cfg, f"the forward on a batch of shape {tuple(x.shape)}"):
         logits = model(x)
     name = cfg.model.name
+    if task == "retrieval":
+        if not (isinstance(logits, torch.Tensor) and logits.dim() == 3 and tuple(logits.shape[:2]) == (len(x), 2)
+                and logits.is_floating_point()):
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise TrainwiseError(f"model {name!r}: output {got}, but task retrieval needs each pair's two "
+                                 f"embeddings, a float tensor of shape ({len(x)}, 2, dim)")
+        return logits
     if not isinstance(logits, torch.Tensor):
         raise TrainwiseError(f"model {name!r}: output is a {type(logits).__name__}, not a tensor: the factory "
                              "must return a module whose forward returns logits of shape (batch, num_classes)")

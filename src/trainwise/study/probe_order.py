@@ -82,6 +82,16 @@ class ProbeConfig(Strict):
     def _greedy(cls, v: list) -> list:
         return [_check_spec(SAMPLERS, s) for s in v]
 
+    @field_validator("dataset")
+    @classmethod
+    def _classification(cls, v: DatasetConfig) -> DatasetConfig:
+        from ..tasks import PAIRED_DATASETS
+
+        if v.name in PAIRED_DATASETS:
+            raise ValueError(f"dataset {v.name!r} is paired (retrieval); the order probe trains classifiers: "
+                             "pick a labelled dataset")
+        return v
+
     @field_validator("classes")
     @classmethod
     def _classes(cls, v: list[int]) -> list[int]:

@@ -26,7 +26,8 @@ from ..io import atomic_write_bytes
 from ..provenance import provenance
 from ..plots import figure_png
 from ..robust.report import robust_columns, robust_plots
-from .verdict import DELTA, RULE, sentence, verdict
+from ..tasks import METRICS
+from .verdict import RULE, metric_of, sentence, verdict
 from .advise import advice_summary
 
 
@@ -103,9 +104,36 @@ COLUMNS: list[Column] = [
 ]
 
 
+def _count(key: str) -> Callable[[list[dict], dict, str], str]:
+    return lambda ms, g, r: f"{sum(bool(m.get(key)) for m in ms)}/{len(ms)}" if all(key in m for m in ms) else "–"
+
+
+ABOUT_RETRIEVAL = ("Mean ± std over seeds. R-sum is R@1 + R@5 + R@10 in both directions (a→b: a view-A "
+                   "query ranks the view-B items; b→a the reverse), in %, averaged over folds of 1,000 "
+                   "groups; the train R-sum is the final model's on its training pairs. Collapsed: trials "
+                   "whose loss sat at the identical-embeddings value with no spread (trainwise/tasks.py). "
+                   "CPU time is what the verdict's costs use.")
+RETRIEVAL_COLUMNS: list[Column] = [
+    ("val R-sum (final)", lambda ms, g, r: fmt_ms([m["val_rsum"] for m in ms], 1, 1)
+     if all(m.get("val_rsum") is not None for m in ms) else "–"),
+    ("test R-sum (final)", lambda ms, g, r: fmt_ms([m["test_rsum"] for m in ms], 1, 1)),
+    ("test R@1 a→b %", lambda ms, g, r: fmt_ms([m["test_r1_ab"] for m in ms], 1, 1)),
+    ("test R@1 b→a %", lambda ms, g, r: fmt_ms([m["test_r1_ba"] for m in ms], 1, 1)),
+    ("train R-sum (final)", lambda ms, g, r: fmt_ms([m["train_rsum"] for m in ms], 1, 1)
+     if all("train_rsum" in m for m in ms) else "–"),  # vs test: under- or overfitting
+    ("collapsed", _count("collapsed")),
+    *[c for c in COLUMNS if c[0] in ("wall time s", "CPU time s", "steps", "samples fwd", "samples bwd")],
+]
+
+
+def columns_for(metric: str) -> list[Column]:
+    """The table's columns for a study ranked by ``metric`` (accuracy, or retrieval's R-sum)."""
+    return RETRIEVAL_COLUMNS if metric == "rsum" else COLUMNS
+
+
 def table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     groups = group(rows)
-    columns = COLUMNS + robust_columns(groups)  # robust-accuracy columns only when trials carry them
+    columns = columns_for(metric_of(rows)) + robust_columns(groups)  # robust columns when trials carry them
     header = ["regimen", "budget", "seeds"] + [c[0] for c in columns]
     basis = "CPU time" if time_basis(groups) == "cpu_time" else "wall time"
     header = [f"{h} ({basis})" if h == SPEEDUP else h for h in header]
@@ -177,6 +205,7 @@ def console_table(rows: list[dict], width: int | None = None) -> str:
 
 
 def _plots(rows: list[dict]) -> dict[str, bytes]:
+    metric = METRICS[metric_of(rows)]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,7 +220,7 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
         for reg, pts in sorted(by_reg.items()):
             pts.sort(key=lambda p: p[0])
-            ys = [mean_std([m["test_acc"] * 100 for m in ms]) for _, ms in pts]
+            ys = [mean_std([m[f"test_{metric.key}"] * metric.scale for m in ms]) for _, ms in pts]
             if xkey is None:
                 xs = [b for b, _ in pts]
                 xerr = None
@@ -201,11 +230,11 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
             ax.errorbar(xs, [y for y, _ in ys], yerr=[e for _, e in ys], xerr=xerr, marker="o",
                         capsize=3, label=reg)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("final test accuracy (%)")
+        ax.set_ylabel("final test accuracy (%)" if metric.key == "acc" else f"final test {metric.label}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         out[name] = figure_png(fig)
-    pareto = _pareto_plot(rows, plt)
+    pareto = _pareto_plot(rows, plt, metric)
     if pareto is not None:
         out["pareto_validation_vs_cost"] = pareto
     out.update(robust_plots(group(rows)))  # accuracy vs ε, only when trials carry robust metrics
@@ -223,23 +252,25 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def _pareto_plot(rows: list[dict], plt) -> bytes | None:
-    """Validation accuracy vs cost (process CPU time, else wall time), one point per trial, with
-    the frontier drawn: which procedures buy accuracy cheapest. None without validation data."""
-    done = [r for r in rows if r["status"] == "done" and r["metrics"] and "val_acc" in r["metrics"]]
+def _pareto_plot(rows: list[dict], plt, metric=METRICS["acc"]) -> bytes | None:
+    """Validation accuracy (the task's metric) vs cost (process CPU time, else wall time), one point
+    per trial, with the frontier drawn: which procedures buy accuracy cheapest. None without
+    validation data."""
+    vk = f"val_{metric.key}"
+    done = [r for r in rows if r["status"] == "done" and r["metrics"] and vk in r["metrics"]]
     if not done:
         return None
     key = "cpu_time" if all("cpu_time" in r["metrics"] for r in done) else "wall_time"
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     points = []
     for reg in sorted({r["regimen"] for r in done}):
-        mine = [(r["metrics"][key], r["metrics"]["val_acc"] * 100) for r in done if r["regimen"] == reg]
+        mine = [(r["metrics"][key], r["metrics"][vk] * metric.scale) for r in done if r["regimen"] == reg]
         points += mine
         ax.scatter([c for c, _ in mine], [a for _, a in mine], s=18, label=reg)
     front = pareto_front(points)
     ax.step([c for c, _ in front], [a for _, a in front], where="post", color="black", lw=1, label="frontier")
     ax.set_xlabel(f"training {'process CPU' if key == 'cpu_time' else 'wall'} time per trial (s)")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel("validation accuracy (%)" if metric.key == "acc" else f"validation {metric.label}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return figure_png(fig)
@@ -261,8 +292,11 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=
     plots = _plots(rows) if body else {}
     files = {f"{name}.png": png for name, png in plots.items()}
 
-    verdicts = verdict(rows, DELTA)
-    rule = RULE.format(delta=DELTA * 100)
+    metric = METRICS[metric_of(rows)]
+    verdicts = verdict(rows, metric=metric.key)
+    rule = RULE.format(delta=metric.delta * metric.scale,
+                       what="accuracy" if metric.key == "acc" else metric.label)
+    about = ABOUT_TABLE if metric.key == "acc" else ABOUT_RETRIEVAL
     prov = provenance_items(rows)
 
     md = [f"# {title}", ""]
@@ -271,7 +305,7 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=
         md += ["See advise.md for every regimen's prediction and where it was dropped.", "",
                "## Verdict per budget (the trials advise ran)", ""]
     md += [x for v in verdicts for x in (sentence(v), "")]
-    md += [f"_{rule}_", "", ABOUT_TABLE, ""]
+    md += [f"_{rule}_", "", about, ""]
     if notes:
         md += [notes, ""]
     md += [markdown_table(header, body), ""]
@@ -294,7 +328,7 @@ def write_report(out: Path, rows: list[dict], title: str, notes: str = "", echo=
         h.append("<p>See advise.md for every regimen's prediction and where it was dropped.</p>"
                  "<h2>Verdict per budget (the trials advise ran)</h2>")
     h += [f"<p class='verdict'>{sentence(v, esc=esc, bold=lambda x: f'<b>{x}</b>')}</p>" for v in verdicts]
-    h.append(f"<p><i>{esc(rule)}</i></p><p>{esc(ABOUT_TABLE)}</p>")
+    h.append(f"<p><i>{esc(rule)}</i></p><p>{esc(about)}</p>")
     if notes:
         h.append(f"<p>{esc(notes)}</p>")
     h.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in header) + "</tr>")

@@ -160,7 +160,8 @@ def run_trials(cfg, out, trials, planned, store, ex, retry_failed=False, progres
             store.put(tid, t.model_dump(mode="json"), status, metrics, error)
             stored += 1
             bars.done(tid)
-            what = (f"test_acc {metrics['test_acc']:.4f} in {metrics['wall_time']:.1f}s "
+            key = "test_rsum" if "test_rsum" in (metrics or {}) else "test_acc"  # the task's metric (tasks.py)
+            what = (f"{key} {metrics[key]:.4f} in {metrics['wall_time']:.1f}s "
                     f"(cpu {metrics.get('cpu_time', float('nan')):.1f}s)" if metrics
                     else f"FAILED: {error.splitlines()[0] if error else 'no error recorded'}")
             eta = f"; ETA {format_duration(bars.eta())}" if stored < len(jobs) else ""
@@ -231,7 +232,7 @@ def main_report(out: Path, rows: list[dict], title: str, echo=print, notes: str 
 
     with DirLock(out, f"trainwise report {out}", fix=f"make {out} writable; its report is kept as it is"):
         html = write_report(out, rows, title, notes=notes, echo=echo, advice=advice)
-    from .verdict import sentence, verdict
+    from .verdict import metric_of, sentence, verdict
 
     echo(console_table(rows))
     if advice is not None:
@@ -239,7 +240,7 @@ def main_report(out: Path, rows: list[dict], title: str, echo=print, notes: str 
 
         for line in advice_summary(advice, bold=lambda s: s):
             echo(line)
-    for v in verdict(rows):  # the answer, chosen on validation accuracy (see verdict.py)
+    for v in verdict(rows, metric=metric_of(rows)):  # the answer, chosen on validation data (see verdict.py)
         echo(sentence(v, bold=lambda s: s))
     echo(f"report: {html}")
     return html

@@ -1,4 +1,7 @@
-"""The verdict: which regimen to use at each budget, chosen on validation accuracy only.
+"""The verdict: which regimen to use at each budget, chosen on validation data only.
+
+It ranks by the task's metric (``trainwise/tasks.py``): accuracy for classification, R-sum for
+retrieval; below, "accuracy" stands for that metric (``val_<metric>`` / ``test_<metric>``).
 
 ``verdict(rows, delta)`` returns one dict per budget (ascending). The rule, in full:
 
@@ -33,6 +36,7 @@ from collections import defaultdict
 from typing import Callable
 
 from ..stats import paired
+from ..tasks import METRIC, METRICS
 
 NO_VAL = ("no validation split (set dataset.val_fraction) — a verdict would have to use the test "
           "set, which trainwise never does")
@@ -45,13 +49,23 @@ def _mean(xs) -> float | None:
     return statistics.fmean(xs) if xs else None
 
 
-def verdict(rows: list[dict], delta: float = DELTA) -> list[dict]:
-    """One dict per budget: ``budget``, ``pick`` (regimen or None), ``val_acc``, ``test_acc``,
+def metric_of(rows: list[dict]) -> str:
+    """The metric a study's rows are ranked by: its trials' task's (``acc`` when none says)."""
+    tasks = {(r.get("config") or {}).get("task", "classification") for r in rows}
+    return METRIC[tasks.pop()] if len(tasks) == 1 else "acc"
+
+
+def verdict(rows: list[dict], delta: float | None = None, metric: str = "acc") -> list[dict]:
+    """One dict per budget: ``budget``, ``pick`` (regimen or None), ``val``, ``test`` (the pick's
+    mean validation and test ``metric``), ``metric``,
     ``seeds``, ``cpu_time``, ``steps``, ``cost_basis`` ("cpu_time" or "wall_time"), ``delta``,
     ``message`` (None, ``NO_VAL`` or ``ONE_SEED``) and ``comparisons``: per other regimen (best
-    validation first) ``regimen``, ``val_acc``, ``n`` (shared seeds), ``mean``, ``lo``, ``hi``
+    validation first) ``regimen``, ``val``, ``n`` (shared seeds), ``mean``, ``lo``, ``hi``
     (pick - other; lo/hi None below two seeds), ``outcome`` ("better", "tied", "one seed",
-    "no shared seeds"), ``cpu_time``, ``steps``. See the module docstring for the rule."""
+    "no shared seeds"), ``cpu_time``, ``steps``. See the module docstring for the rule. ``delta``:
+    default the metric's (0.005 of accuracy, 3 points of R-sum)."""
+    delta = METRICS[metric].delta if delta is None else delta
+    vk, tk = f"val_{metric}", f"test_{metric}"
     by_budget: dict[float, list[dict]] = defaultdict(list)
     for r in rows:
         if r.get("status") == "done" and r.get("metrics"):
@@ -62,15 +76,15 @@ def verdict(rows: list[dict], delta: float = DELTA) -> list[dict]:
         basis = "cpu_time" if all(r["metrics"].get("cpu_time") is not None for r in done) else "wall_time"
         per_reg: dict[str, dict[int, dict]] = defaultdict(dict)  # regimen -> seed -> metrics
         for r in done:
-            if r["metrics"].get("val_acc") is not None:
+            if r["metrics"].get(vk) is not None:
                 per_reg[r["regimen"]][r["seed"]] = r["metrics"]
-        v = dict(budget=budget, pick=None, val_acc=None, test_acc=None, seeds=0, cpu_time=None,
+        v = dict(budget=budget, pick=None, val=None, test=None, metric=metric, seeds=0, cpu_time=None,
                  steps=None, cost_basis=basis, delta=delta, message=None, comparisons=[])
         out.append(v)
         if not per_reg:
             v["message"] = NO_VAL
             continue
-        val = {reg: statistics.fmean(m["val_acc"] for m in ms.values()) for reg, ms in per_reg.items()}
+        val = {reg: statistics.fmean(m[vk] for m in ms.values()) for reg, ms in per_reg.items()}
         order = sorted(val, key=lambda reg: (-val[reg], reg))
         pick = order[0]
         pm = per_reg[pick]
@@ -79,18 +93,18 @@ def verdict(rows: list[dict], delta: float = DELTA) -> list[dict]:
             return (_mean(m[basis] for m in ms.values() if m.get(basis) is not None),
                     _mean(m["steps"] for m in ms.values() if m.get("steps") is not None))
 
-        v.update(pick=pick, val_acc=val[pick], seeds=len(pm),
-                 test_acc=_mean(m["test_acc"] for m in pm.values() if m.get("test_acc") is not None))
+        v.update(pick=pick, val=val[pick], seeds=len(pm),
+                 test=_mean(m[tk] for m in pm.values() if m.get(tk) is not None))
         v["cpu_time"], v["steps"] = cost(pm)
         for reg in order[1:]:
             om = per_reg[reg]
             shared = sorted(set(pm) & set(om))
-            c = dict(regimen=reg, val_acc=val[reg], n=len(shared), mean=None, lo=None, hi=None)
+            c = dict(regimen=reg, val=val[reg], n=len(shared), mean=None, lo=None, hi=None)
             c["cpu_time"], c["steps"] = cost(om)
             if not shared:
                 c["outcome"] = "no shared seeds"
             else:
-                p = paired([pm[s]["val_acc"] for s in shared], [om[s]["val_acc"] for s in shared])
+                p = paired([pm[s][vk] for s in shared], [om[s][vk] for s in shared])
                 c.update(mean=p["mean"], lo=p["lo"], hi=p["hi"])
                 if p["lo"] is None:
                     c["outcome"] = "one seed"
@@ -102,8 +116,8 @@ def verdict(rows: list[dict], delta: float = DELTA) -> list[dict]:
     return out
 
 
-def _pts(x: float, sign: bool = True) -> str:
-    s = f"{x * 100:+.1f}" if sign else f"{x * 100:.1f}"
+def _pts(x: float, sign: bool = True, scale: float = 100.0) -> str:
+    s = f"{x * scale:+.1f}" if sign else f"{x * scale:.1f}"
     return s.replace("-", "−")
 
 
@@ -125,35 +139,41 @@ def sentence(v: dict, esc: Callable[[str], str] = str, bold: Callable[[str], str
     head = f"At budget {v['budget']:g}: "
     if v["pick"] is None:
         return head + f"no verdict — {v['message']}."
-    test = f", test {v['test_acc'] * 100:.1f}%" if v["test_acc"] is not None else ""
+    m = METRICS[v.get("metric", "acc")]
+    label = "" if m.key == "acc" else f"{m.label} "  # accuracy reads "validation 84.1%"
+
+    def pts(x: float, sign: bool = True) -> str:
+        return _pts(x, sign, m.scale)
+
+    test = f", test {label}{v['test'] * m.scale:.1f}{m.unit}" if v["test"] is not None else ""
     seeds = f"{v['seeds']} seed{'s' if v['seeds'] != 1 else ''}"
     cost = _cost(v, v["cost_basis"])
-    s = head + f"{bold(esc(v['pick']))} (validation {v['val_acc'] * 100:.1f}%{test}; {seeds}" \
+    s = head + f"{bold(esc(v['pick']))} (validation {label}{v['val'] * m.scale:.1f}{m.unit}{test}; {seeds}" \
         + (f"; {cost}" if cost else "") + ")"
     if not v["comparisons"]:
-        s += "; the only regimen with validation accuracy at this budget"
+        s += f"; the only regimen with validation {'accuracy' if m.key == 'acc' else m.label} at this budget"
     for c in v["comparisons"]:
         name, cc = esc(c["regimen"]), _cost(c, v["cost_basis"])
         tail = f"; {cc}" if cc else ""
         if c["outcome"] == "no shared seeds":
             s += f"; not compared with {name} (no shared seeds{tail})"
         elif c["outcome"] == "one seed":
-            s += f"; vs {name} {_pts(c['mean'])} points on one seed" + (f" ({cc})" if cc else "")
+            s += f"; vs {name} {pts(c['mean'])} points on one seed" + (f" ({cc})" if cc else "")
         elif c["outcome"] == "tied":
-            s += (f"; tied with {name} ({_pts(c['mean'])} points [{_pts(c['lo'])}, {_pts(c['hi'])}]"
+            s += (f"; tied with {name} ({pts(c['mean'])} points [{pts(c['lo'])}, {pts(c['hi'])}]"
                   f"{tail})")
         else:
-            s += (f"; better than {name} by {_pts(c['mean'], False)} points "
-                  f"[{_pts(c['lo'], False)}, {_pts(c['hi'], False)}]" + (f" ({cc})" if cc else ""))
+            s += (f"; better than {name} by {pts(c['mean'], False)} points "
+                  f"[{pts(c['lo'], False)}, {pts(c['hi'], False)}]" + (f" ({cc})" if cc else ""))
     if v["message"] == ONE_SEED:
         s += f"; {ONE_SEED}"
     return s + "."
 
 
-RULE = ("The pick is the regimen with the highest mean validation accuracy; test accuracy is given "
+RULE = ("The pick is the regimen with the highest mean validation {what}; test {what} is given "
         "for the pick only, as the honest estimate. Differences are pick − other in validation "
-        "accuracy points, paired by seed, with 95% t intervals; \"tied\": the interval includes 0 or "
+        "{what} points, paired by seed, with 95% t intervals; \"tied\": the interval includes 0 or "
         "the mean difference is at most {delta:g} points.")
 
 
-__all__ = ["verdict", "sentence", "NO_VAL", "ONE_SEED", "RULE", "DELTA"]
+__all__ = ["verdict", "metric_of", "sentence", "NO_VAL", "ONE_SEED", "RULE", "DELTA"]
