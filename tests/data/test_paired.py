@@ -86,3 +86,16 @@ def test_paired_arrays_mistakes_are_one_clear_error(tmp_path):
     cfg = TrialConfig(dataset={"name": "arrays", "path": str(tmp_path / "p.npz")}, model={"name": "mlp"})
     with pytest.raises(TrainwiseError, match="is paired .* set task: retrieval"):
         train(cfg, progress=False)
+
+
+def test_fit_takes_paired_tensor_data_and_keeps_its_views(tmp_path):
+    import trainwise
+
+    data = make_synthetic_paired(n_train=200, n_test=100, size=8, positives=2)
+    cfg = {"task": "retrieval", "model": {"name": "two-tower", "embed_dim": 8, "hidden": 16}, "loss": "max-of-hinges",
+           "train": {"epochs": 1, "batch_size": 20, "threads": 1}}
+    r = trainwise.fit(cfg, data=data, out=tmp_path / "run")
+    assert r["steps"] == 10 and r["test_rsum"] > 0
+    stored = load_dataset(DatasetConfig(name="arrays", path=str(next((tmp_path / "run" / "data").iterdir()))))
+    assert stored.views == data.views and torch.equal(stored.x_train, data.x_train)
+    assert torch.equal(stored.y_test, data.y_test)

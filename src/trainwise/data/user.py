@@ -5,9 +5,11 @@ trial ids."""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import DataError
 from ..io import atomic_write_bytes
@@ -38,6 +40,12 @@ def save_as_arrays(data, folder: Path) -> dict:
                         "dataset.val_fraction instead")
     where = Path(folder) / fingerprint(td)[:16]
     arrays = dict(x_train=td.x_train, y_train=td.y_train, x_test=td.x_test, y_test=td.y_test)
+    if td.views is not None:  # paired data: each view in its shape, and the groups (arrays.load_paired)
+        arrays = {}
+        for split, x, y in (("train", td.x_train, td.y_train), ("test", td.x_test, td.y_test)):
+            a, b = torch.split(x.reshape(len(x), -1), [math.prod(v) for v in td.views], dim=1)
+            arrays |= {f"a_{split}": a.reshape(len(x), *td.views[0]), f"b_{split}": b.reshape(len(x), *td.views[1]),
+                       f"group_{split}": y}
     for key, t in arrays.items():
         path = where / f"{key}.npy"
         if path.is_file():  # the same content hash: written before
