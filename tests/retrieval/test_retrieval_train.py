@@ -119,3 +119,17 @@ def test_a_retrieval_study_from_the_cli_ranks_regimens_by_validation_r_sum(tmp_p
     assert "| val R-sum (final) | test R-sum (final) | test R@1 a→b % | test R@1 b→a % |" in header
     assert "| collapsed |" in header and "acc" not in header
     assert "highest mean validation R-sum" in md  # the rule names what it ranks by
+
+
+def test_the_reports_data_line_describes_pairs_and_groups():
+    from trainwise.config_load import parse_config
+    from trainwise.data import load_dataset
+    from trainwise.study.config import StudyConfig
+    from trainwise.study.runner import describe_data
+
+    cfg = parse_config({"task": "retrieval", "dataset": {"name": "synthetic-paired", "synthetic": {"positives": 5}},
+                        "model": {"name": "two-tower"}, "loss": "max-of-hinges"}, StudyConfig)
+    line = describe_data(cfg, load_dataset(cfg.dataset))
+    assert line == ("Data: synthetic-paired, two views (16,) and (16,), 100 test groups (queries per direction), "
+                    "1800 train pairs / 200 validation (10% of the training set, whole groups, split_seed 0; carved "
+                    "because the config names no val_fraction) / 500 test pairs.")

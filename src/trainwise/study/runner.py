@@ -63,15 +63,23 @@ def describe_data(cfg: StudyConfig, data) -> str:
     """One line on the report: which data, how many samples in each split, the class names."""
     d = cfg.dataset
     where = d.path or d.function or ""
+    paired = data.views is not None  # retrieval: pairs in groups, split by group (data/paired.py)
     val = ""
     if data.y_val is not None:
-        val = (f" / {len(data.y_val)} validation ({d.val_fraction:.0%} of the training set, stratified by class, "
+        how = "whole groups" if paired else "stratified by class"
+        val = (f" / {len(data.y_val)} validation ({d.val_fraction:.0%} of the training set, {how}, "
                f"split_seed {d.split_seed}{'; carved because the config names no val_fraction' if getattr(cfg, 'auto_validation', False) else ''})")
-    sizes = f"{data.n_train} train{val} / {len(data.y_test)} test"
-    names = getattr(data, "classes", None) or []
-    shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
-    return (f"Data: {d.name}{' ' + where if where else ''}, inputs {tuple(data.input_shape)}, {sizes}, "
-            f"{data.num_classes} classes" + (f": {shown}" if shown else "") +
+    unit = " pairs" if paired else ""
+    sizes = f"{data.n_train} train{unit}{val} / {len(data.y_test)} test{unit}"
+    if paired:
+        groups = len(data.y_test.unique())
+        what = f"two views {' and '.join(str(v) for v in data.views)}, {groups} test groups (queries per direction)"
+    else:
+        names = getattr(data, "classes", None) or []
+        shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
+        what = f"inputs {tuple(data.input_shape)}"
+        sizes += f", {data.num_classes} classes" + (f": {shown}" if shown else "")
+    return (f"Data: {d.name}{' ' + where if where else ''}, {what}, {sizes}" +
             (f" (fingerprint {d.fingerprint})" if d.fingerprint else "") + ".")
 
 
