@@ -7,7 +7,8 @@ another random order. Regret = the grid's best mean validation accuracy at B ove
 minus the pick's. Spend = CPU time of the trials advise asked for / CPU time of the exhaustive
 grid at B (every regimen x every seed). Beside advise, the same numbers for successive halving
 over the same complete runs (keep the top third by mean validation accuracy at B/9 and B/3, then
-the best at B, two seeds): the rule advise replaces.
+the best at B, two seeds): the rule advise replaces; and for every regimen at B on two seeds
+with no rungs (40% of the grid, advise's budget).
 
     python benchmarks/advise_replay.py [--replays 100] [GRID.csv ...]
     python benchmarks/advise_replay.py --export STUDY_DIR OUT.csv    # a study's trials as an export
@@ -18,14 +19,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import random
 import sqlite3
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from trainwise.study.advise import DELTA, read_export, replay_many, replay_runner, successive_halving
+from trainwise.study.advise import DELTA, Request, read_export, replay_many, replay_runner, successive_halving
 from trainwise.study.advise_run import is_control
 from trainwise.study.config import RegimenConfig
 
@@ -53,29 +52,32 @@ def export(study: Path, out: Path) -> int:
 
 
 def halving(rows: list[dict], replays: int) -> dict:
-    """Successive halving over the grid's complete runs, two seeds, the same seed orders."""
-    regimens = list(dict.fromkeys(r["regimen"] for r in rows))
-    B = max(r["budget"] for r in rows)
-    seeds = sorted({r["seed"] for r in rows})
-    truth = {g: statistics.fmean(r["val_acc"] for r in rows if r["regimen"] == g and r["budget"] == B)
-             for g in regimens}
-    grid = sum(r["cpu_time"] for r in rows if r["budget"] == B)
+    """Successive halving over the grid's complete runs, two seeds, the same seed orders and the
+    same scoring as advise's replays."""
     run, _ = replay_runner(rows)
-    regrets, spends = [], []
-    for i in range(replays):
-        order = list(seeds)
-        random.Random(i).shuffle(order)
-        asked = []
 
-        def counting(reqs, asked=asked):
+    def method(regimens, B, order, run, estimate, limit, control):
+        asked: list = []
+
+        def counting(reqs):
             asked.extend(reqs)
             return run(reqs)
 
         pick = successive_halving(regimens, B, order[:2], counting)
-        regrets.append(max(truth.values()) - truth[pick])
-        spends.append(sum(run([q])[q].cost for q in set(asked)) / grid)
-    return dict(within_delta=sum(r <= DELTA + 1e-12 for r in regrets) / replays,
-                mean_regret=statistics.fmean(regrets), mean_spend_fraction=statistics.fmean(spends))
+        return dict(pick=pick, spent=sum(run([q])[q].cost for q in set(asked)))
+
+    return replay_many(rows, replays=replays, method=method)
+
+
+def every_regimen_at_b(rows: list[dict], replays: int, seeds: int = 2) -> dict:
+    """No rungs: every regimen at B on the first ``seeds`` seeds of each order, the best mean
+    picked. With 2 of 5 seeds it spends 40% of the grid, advise's budget."""
+    def method(regimens, B, order, run, estimate, limit, control):
+        got = run([Request(r, B, s) for r in regimens for s in order[:seeds]])
+        mean = {r: sum(got[Request(r, B, s)].val_acc for s in order[:seeds]) / seeds for r in regimens}
+        return dict(pick=max(mean, key=mean.get), spent=sum(o.cost for o in got.values()))
+
+    return replay_many(rows, replays=replays, method=method)
 
 
 def main() -> None:
@@ -93,15 +95,21 @@ def main() -> None:
         s = replay_many(rows, replays=args.replays)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         sh = halving(rows, args.replays)
+        ev = every_regimen_at_b(rows, args.replays)
         print(f"{path.name}: {s['regimens']} regimens x {s['seeds']} seeds, B = {s['budget']:g}; grid's best "
               f"{s['best']} ({s['best_val_acc'] * 100:.2f}% validation)")
+        cov = "; ".join(f"{k} {v:.0%} of {n}" for k, (v, n) in s["coverage"].items() if n)
         print(f"  advise ({s['replays']} replays): regret <= δ = {DELTA * 100:g} points in {s['within_delta']:.0%}; "
               f"mean regret {s['mean_regret'] * 100:.2f} points (max {s['max_regret'] * 100:.2f}), test "
               f"{s['mean_test_regret'] * 100:.2f}; spend {s['mean_spend_fraction']:.0%} of the grid "
-              f"(max {s['max_spend_fraction']:.0%}); best picked or tied {s['best_in_pick_or_tied']:.0%}")
+              f"(max {s['max_spend_fraction']:.0%}); best picked or tied {s['best_in_pick_or_tied']:.0%}, "
+              f"ruled out {s['best_ruled_out']:.0%}")
+        print(f"  95% intervals at B that contain the grid's 5-seed mean: {cov}")
         print(f"  picks: {json.dumps(s['picks'])}")
         print(f"  successive halving on the same complete runs: regret <= δ in {sh['within_delta']:.0%}, mean "
               f"regret {sh['mean_regret'] * 100:.2f} points, spend {sh['mean_spend_fraction']:.0%}")
+        print(f"  every regimen at B on 2 seeds, no rungs: regret <= δ in {ev['within_delta']:.0%}, mean "
+              f"regret {ev['mean_regret'] * 100:.2f} points, spend {ev['mean_spend_fraction']:.0%}")
         print(f"  replay time {wall:.2f} s wall, {cpu:.2f} s CPU")
     sys.stdout.flush()
 

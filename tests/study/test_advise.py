@@ -54,10 +54,28 @@ def test_extrapolation_is_the_line_through_the_two_largest_rungs_in_log_budget()
     # of 1/9 and 1/3 to 4 digits); b: measured
     assert preds["a"]["pred"] == pytest.approx(0.83, abs=1e-4)
     assert preds["b"]["pred"] == pytest.approx(0.855)
-    assert df == 4  # four cells of two seeds
-    sigma2 = (2 * 0.0002 + 0 + 0.00005) / 4
-    assert preds["a"]["hi"] - preds["a"]["pred"] == pytest.approx(
-        2.7764451 * math.sqrt(sigma2 * (4 / 2 + 1 / 2)), rel=1e-3)  # t(0.975, 4 df); k = 1 up to rounding
+    # seed noise is pooled per rung: B/9 one cell (variance 0.0002, 1 df), B/3 two cells (0.0001,
+    # 2 df), B one cell (0.00005, 1 df)
+    assert df == 1
+    var_a = 4 * 0.0001 / 2 + 0.0002 / 2  # k = 1 up to rounding
+    df_a = var_a ** 2 / ((4 * 0.0001 / 2) ** 2 / 2 + (0.0002 / 2) ** 2 / 1)  # Welch-Satterthwaite: 3
+    assert preds["a"]["df"] == pytest.approx(df_a, rel=1e-3) and df_a == pytest.approx(3)
+    assert preds["a"]["hi"] - preds["a"]["pred"] == pytest.approx(3.1824463 * math.sqrt(var_a), rel=1e-3)  # t(.975, 3)
+    assert preds["b"]["hi"] - preds["b"]["pred"] == pytest.approx(12.7062047 * math.sqrt(0.00005 / 2), rel=1e-6)
+
+
+def test_a_slope_that_is_mostly_seed_noise_is_shrunk_for_the_ranking_only():
+    """Five regimens level at B/3; one had a lucky B/9 seed pair, so its line is flatter than the
+    others' by about the slopes' noise. The ranking shrinks its slope to the mean (the slopes
+    spread no more than their noise), so it is not ranked last; its interval stays its own line's."""
+    cells = {}
+    for r, low in [("a", 0.70), ("b", 0.70), ("c", 0.70), ("d", 0.70), ("lucky", 0.73)]:
+        cells[(r, 0.1111)] = {0: low - 0.02, 1: low + 0.02}
+        cells[(r, 0.3333)] = {0: 0.79, 1: 0.81}
+    preds, _ = predict_all(cells, list({r for r, _ in cells}), 1.0)
+    assert preds["lucky"]["pred"] < preds["a"]["pred"] - 0.02  # its own line: 3 points lower
+    assert preds["lucky"]["rank"] == pytest.approx(preds["a"]["rank"], abs=0.01)  # shrunk: level with the rest
+    assert preds["lucky"]["hi"] - preds["lucky"]["pred"] == pytest.approx(preds["a"]["hi"] - preds["a"]["pred"])
 
 
 def test_crossing_curves_advise_picks_the_late_winner_and_successive_halving_does_not():
@@ -89,6 +107,7 @@ def test_two_identical_regimens_are_called_tied():
         assert got["pick"] in ("twin-a", "twin-b")
         other = {"twin-a": "twin-b", "twin-b": "twin-a"}[got["pick"]]
         tied += other in got["tied"]
+        assert "worse" not in got["tied"]  # 5 points behind the twins at every budget: never called tied
     assert tied >= 95, tied
 
 
@@ -106,6 +125,24 @@ def test_advice_budget_is_never_overrun_and_nothing_is_dropped_on_the_first_rung
     # a tiny advice budget: stops when the next group would overrun it, and says so
     got = advise(list(curves), B, seeds, *curves_runner(curves, B, 0.003)[:2], advice_budget=0.2)
     assert got["spent"] <= 0.2 and got["stopped"] == "the advice budget ran out"
+
+
+def test_a_rerun_with_every_trial_stored_takes_the_same_decisions():
+    """Trials at B cost twice their estimate (a sampler whose steps get dearer after priming), so
+    the group admitted on its estimate overruns the budget. Run again with every trial stored
+    (``known``: its recorded cost), advise must not refuse what it ran the first time: a stored
+    trial is estimated at its recorded cost, but never above the estimate a fresh run would use."""
+    B, seeds = 1.0, [0, 1, 2, 3, 4]
+    curves = {"uniform/none": (0.80, 0.02), "a": (0.82, 0.03), "b": (0.81, 0.01), "c": (0.79, 0.02)}
+    run, estimate, calls = curves_runner(curves, B, 0.005)
+    dear = lambda reqs: {q: Outcome(o.val_acc, o.cost * (2 if q.budget == B else 1))  # noqa: E731
+                         for q, o in run(reqs).items()}
+    limit = 0.4 * grid_cost(curves, seeds, estimate, B)
+    first = advise(list(curves), B, seeds, dear, estimate, limit, control="uniform/none")
+    assert first["spent"] > limit  # the overrun this test is about
+    recorded = {q: o.cost for q, o in dear(list(set(calls))).items()}
+    again = advise(list(curves), B, seeds, dear, estimate, limit, control="uniform/none", known=recorded.get)
+    assert again == first
 
 
 def test_a_failed_trial_drops_its_regimen_with_the_error():
@@ -126,12 +163,16 @@ def test_a_failed_trial_drops_its_regimen_with_the_error():
 
 
 @pytest.mark.parametrize("grid", sorted(p.stem for p in GRIDS.glob("*.csv")))
-def test_replays_of_real_grids_stay_within_40_percent_and_keep_the_best_in_view(grid):
+def test_replays_of_real_grids_meet_the_issue_goals_and_never_rule_the_best_out(grid):
     """The exported Fashion-MNIST grids (benchmarks/grids/*.csv): 100 replays, each with the grid's
-    seeds in another order. Asserted: the spend bound, and that the grid's best regimen is the pick
-    or in its tied set in at least 90% of replays (advise never rules the best out). How often the
-    pick itself is within δ of the best is printed by benchmarks/advise_replay.py and recorded in
-    BENCHMARKS.md against the issue's 90% goal: 87% (sampling) and 62% (augmentation), not met."""
+    seeds in another order. The issue's goals: the pick within δ of the grid's best in >= 90% of
+    replays, for at most 40% of the grid's compute (BENCHMARKS.md records the numbers, which rule
+    changes were made after looking at which grid, and that every regimen at B on 2 seeds, with no
+    rungs, does as well on these two grids for 40%). And advise never calls the grid's best worse
+    than its pick, and its intervals of regimens measured at B contain the grid's 5-seed mean."""
     summary = replay_many(read_export(GRIDS / f"{grid}.csv"), replays=100)
     assert summary["max_spend_fraction"] <= 0.40, summary
-    assert summary["best_in_pick_or_tied"] >= 0.90, summary
+    assert summary["within_delta"] >= 0.90, summary
+    assert summary["best_ruled_out"] == 0 and summary["best_in_pick_or_tied"] >= 0.90, summary
+    covered, n = summary["coverage"]["measured"]
+    assert n > 0 and covered >= 0.95, summary
