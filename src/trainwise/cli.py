@@ -99,11 +99,13 @@ def cmd_advise(args) -> int:
     from .study.config import StudyConfig
 
     cfg = load_config(args.config, StudyConfig, args.set)
-    if (args.budget is None) == (args.seconds is None):
-        raise TrainwiseError("give the target budget as --budget B (a fraction of the full schedule) or "
-                             "--seconds S (CPU seconds of one control trial), one of the two")
+    if sum(x is not None for x in (args.budget, args.seconds, args.units)) != 1:
+        raise TrainwiseError("give the target budget as --budget B (a fraction of the full schedule), "
+                             "--seconds S (CPU seconds of one control trial) or --units N (train.budget_unit "
+                             "units), one of the three")
     out = Path(args.out) if args.out else Path("studies") / f"{cfg.name}-advise"
-    result = run_advice(cfg, out, budget=args.budget, seconds=args.seconds, fraction=args.advice_budget,
+    result = run_advice(cfg, out, budget=args.budget, seconds=args.seconds, units=args.units,
+                        fraction=args.advice_budget,
                         delta=args.delta / 100, min_seeds=args.min_seeds, workers=args.workers,
                         executor=args.executor, address=args.address,
                         progress=False if args.no_progress else None)
@@ -268,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--budget", type=fraction, metavar="B", help="target budget: fraction of the full schedule")
     a.add_argument("--seconds", type=positive_float, metavar="S",
                    help="target budget as CPU seconds of one control trial (instead of --budget)")
+    a.add_argument("--units", type=positive_float, metavar="N",
+                   help="target budget in the config's train.budget_unit: optimizer steps (steps), samples "
+                        "backpropagated (backprop_samples) or forward+backward work (forward_backward), "
+                        "instead of --budget")
     a.add_argument("--advice-budget", type=fraction, default=0.4, metavar="F",
                    help="compute advise may spend, as a fraction of the exhaustive grid at B (default 0.4)")
     a.add_argument("--delta", type=positive_float, default=0.5, metavar="POINTS",

@@ -31,15 +31,24 @@ def write(tmp_path, cfg=CONFIG):
     return path
 
 
-def test_advise_runs_rungs_as_stored_trials_and_writes_its_answer(tmp_path, capsys):
-    path, out = write(tmp_path), tmp_path / "out"
-    # a generous advice budget (the whole grid) so that the rungs and the B runs all happen
-    assert main(["advise", str(path), "--budget", "0.9", "--out", str(out), "--advice-budget", "1",
-                 "--no-progress"]) == 0
-    printed = capsys.readouterr().out
+ADVISE = ["--budget", "0.9", "--advice-budget", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def advised(tmp_path_factory):
+    """One advise run on CONFIG, shared by the tests below (which train nothing more): a generous
+    advice budget (the whole grid) so that the rungs and the B runs all happen."""
+    tmp = tmp_path_factory.mktemp("advise")
+    path, out = write(tmp), tmp / "out"
+    assert main(["advise", str(path), "--out", str(out), *ADVISE]) == 0
+    return path, out
+
+
+def test_advise_runs_rungs_as_stored_trials_and_writes_its_answer(advised, tmp_path):
+    path, out = advised
     a = json.loads((out / "advise.json").read_text())
     assert a["rungs"] == [0.1, 0.3, 0.9] and a["control"] == "uniform"
-    assert a["pick"] in a["regimens"] and f"use {a['pick']}" in printed
+    assert a["pick"] in a["regimens"]
     assert a["spent"] <= a["advice_budget"] * 1.5  # CPU time is measured, so allow the estimate's error
     rows = stored_rows(out)
     # every trial advise ran is a stored study trial, at a rung budget, chosen on validation data
@@ -50,21 +59,73 @@ def test_advise_runs_rungs_as_stored_trials_and_writes_its_answer(tmp_path, caps
             assert len(seeds) >= 2, (name, b)
     md = (out / "advise.md").read_text()
     assert md.startswith("# trainwise advise: adv at budget 0.9") and "| uniform (control) |" in md
+    assert f"use {a['pick']}" in md
     rec = yaml.safe_load((out / "recommended.yaml").read_text())
     assert rec["budgets"] == [0.9] and [r["name"] for r in rec["regimens"]] == [a["pick"]]
     assert rec["dataset"]["val_fraction"] == 0.1  # the carved validation split, written down
     html = (out / "report.html").read_text()
     assert "<h2>Advice</h2>" in html and "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-
-    # the same command again reuses every stored trial: nothing new is trained
-    before = snapshot(out / "trials")
-    assert main(["advise", str(path), "--budget", "0.9", "--out", str(out), "--advice-budget", "1",
-                 "--no-progress"]) == 0
-    assert "0 to run" in capsys.readouterr().out
-    assert snapshot(out / "trials") == before
-    # and the recommended config runs as a study
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert sorted(e["regimen"] for e in calibration["trials"].values()) == sorted(a["regimens"])
+    # the recommended config runs as a study
     assert main(["study", str(out / "recommended.yaml"), "--out", str(tmp_path / "rec"), "--no-progress"]) == 0
+
+
+def test_the_same_advise_again_trains_nothing_and_gives_the_same_answer(advised, capsys):
+    """The calibration is reused from calibration.json and every trial from results.db, whose
+    recorded cost is its estimate: the same decisions, the same answer, the same bill."""
+    path, out = advised
+    first = json.loads((out / "advise.json").read_text())
+    before = snapshot(out / "trials")
+    capsys.readouterr()
+    assert main(["advise", str(path), "--out", str(out), *ADVISE]) == 0
+    printed = capsys.readouterr().out
+    assert "0 to run" in printed and f"{len(first['regimens'])} reused from calibration.json" in printed
+    assert snapshot(out / "trials") == before
+    assert json.loads((out / "advise.json").read_text()) == first
+
+
+def test_seconds_is_converted_to_a_budget_with_the_calibration(advised, capsys):
+    """--seconds S: the budget B whose control trial takes S CPU seconds, i.e. S / (the control's
+    CPU time per step x the steps of its full schedule). Asked for the seconds of B = 0.9, advise
+    answers at 0.9, from the trials it stored for --budget 0.9."""
+    path, out = advised
+    first = json.loads((out / "advise.json").read_text())
+    cal = next(e for e in json.loads((out / "calibration.json").read_text())["trials"].values()
+               if e["regimen"] == "uniform")
+    seconds = 0.9 * cal["cpu_per_step"] * cal["full_steps"]
+    capsys.readouterr()
+    assert main(["advise", str(path), "--out", str(out), "--seconds", repr(seconds), "--advice-budget", "1",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"--seconds {seconds:g}: budget 0.9 of the full schedule (uniform)" in printed and "0 to run" in printed
+    a = json.loads((out / "advise.json").read_text())
+    assert a["budget"] == 0.9 and a["seconds"] == pytest.approx(seconds) and first["seconds"] is None
+    assert (a["pick"], a["tied"], a["spent"]) == (first["pick"], first["tied"], first["spent"])
+
+
+def test_units_are_converted_to_a_budget_in_the_configs_budget_unit(advised, capsys):
+    """--units N: the budget whose run spends N of train.budget_unit. In steps (CONFIG's unit) the
+    full schedule is 9 epochs x 16 batches of 32 (540 training samples after the validation split),
+    so 0.9 of it is 129.6 steps; counted in samples, N is divided by the batch size as well."""
+    from trainwise.study.advise_run import budget_of_units
+
+    assert budget_of_units(129.6, 144, 32, "steps") == pytest.approx(0.9)
+    assert budget_of_units(129.6 * 32, 144, 32, "backprop_samples") == pytest.approx(0.9)
+    assert budget_of_units(129.6 * 32, 144, 32, "forward_backward") == pytest.approx(0.9)
+    path, out = advised
+    first = json.loads((out / "advise.json").read_text())
+    cal = json.loads((out / "calibration.json").read_text())
+    assert {e["full_steps"] for e in cal["trials"].values()} == {144}
+    capsys.readouterr()
+    assert main(["advise", str(path), "--out", str(out), "--units", "129.6", "--advice-budget", "1",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "--units 129.6 (steps): budget 0.9 of the full schedule" in printed and "0 to run" in printed
+    a = json.loads((out / "advise.json").read_text())
+    assert (a["budget"], a["units"], a["budget_unit"]) == (0.9, 129.6, "steps")
+    assert (a["pick"], a["tied"], a["spent"]) == (first["pick"], first["tied"], first["spent"])
 
 
 def test_bad_advise_input_is_one_line_and_writes_nothing(tmp_path, capsys):
@@ -72,7 +133,8 @@ def test_bad_advise_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     for args, needle in [
         ([], "give the target budget as --budget B"),
-        (["--budget", "0.5", "--seconds", "3"], "one of the two"),
+        (["--budget", "0.5", "--seconds", "3"], "one of the three"),
+        (["--units", "1e9"], "--units 1e+09 asks for budget"),
         (["--budget", "0.001"], "too small for advise's first rung"),
     ]:
         code = main(["advise", str(path), "--out", str(out), *args])

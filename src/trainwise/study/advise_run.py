@@ -4,10 +4,13 @@ write the answer (advise.md, advise.json, recommended.yaml and the report).
 The rule itself is ``study/advise.py``. Here its requests become ``TrialConfig`` s of the study
 config (regimen x rung budget x seed), run by the study executors into the directory's
 ``results.db``: a trial stored there before (by ``trainwise study`` or an earlier advise, same
-config hash) is reused, not rerun. Cost is process CPU time of training steps (the trials'
-``cpu_time``); the estimate of a trial is its planned steps x the regimen's CPU time per step,
-measured by a short timed run of each regimen (the calibration, whose CPU time is counted as
-spent).
+config hash) is reused, not rerun, and costs what it recorded. Cost is process CPU time of
+training steps (the trials' ``cpu_time``); the estimate of a trial is its planned steps x the
+regimen's CPU time per step, measured by a short timed run of each regimen (the calibration,
+whose CPU time is counted as spent). The calibration is kept in ``calibration.json``, keyed by
+the config hash of the timed trial, and reused by a later advise in the same directory (delete
+the file to measure again): with the stored trials, the same command again trains nothing and
+gives the same answer.
 """
 
 from __future__ import annotations
@@ -43,12 +46,47 @@ def recommended_config(cfg: StudyConfig, reg: RegimenConfig, budget: float) -> s
     return yaml.safe_dump(d, sort_keys=False, allow_unicode=True)
 
 
+def calibrate(out: Path, full: dict, data, steps: int) -> tuple[dict[str, float], float, int, dict]:
+    """CPU seconds per optimizer step of each regimen (``full``: regimen -> its trial at budget 1),
+    from ``calibration.json`` in ``out`` where it holds that trial's config hash with the same
+    number of timed steps, else measured now (``time_steps``). Returns the per-step costs, the CPU
+    time the calibration took (as recorded, for reused entries too: a rerun reports the same
+    spend), how many entries were reused, and the file's new content (None: unchanged), which the
+    caller writes once the inputs have passed their checks."""
+    path = out / "calibration.json"
+    try:
+        book = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        book = {}  # unreadable: measure again
+    entries = book.get("trials", {}) if book.get("steps") == steps else {}
+    per_step, spent, reused = {}, 0.0, 0
+    for name, t in full.items():
+        tid = t.config_hash()
+        if tid in entries:
+            reused += 1
+        else:
+            m = time_steps(t, data, steps)
+            entries[tid] = dict(regimen=name, cpu_per_step=m["cpu"], cpu_spent=m["cpu_spent"],
+                                full_steps=t.make_budget(data.n_train).total_steps)
+        per_step[name], spent = entries[tid]["cpu_per_step"], spent + entries[tid]["cpu_spent"]
+    return per_step, spent, reused, (None if reused == len(full) else {"steps": steps, "trials": entries})
+
+
+def budget_of_units(units: float, full_steps: int, batch_size: int, unit: str) -> float:
+    """The budget fraction whose run spends ``units`` of ``train.budget_unit``: a budget b buys
+    about b x the full schedule's T steps, counted as T (steps) or T x batch size samples
+    (backprop_samples, forward_backward)."""
+    return units / (full_steps * (1 if unit == "steps" else batch_size))
+
+
 def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds: float | None = None,
-               fraction: float = ADVICE_FRACTION, delta: float = DELTA, min_seeds: int = MIN_SEEDS,
+               units: float | None = None, fraction: float = ADVICE_FRACTION, delta: float = DELTA,
+               min_seeds: int = MIN_SEEDS,
                workers: int = 1, executor: str = "local", address: str | None = None,
                progress: bool | None = None, calibrate_steps: int = 6, echo=print) -> dict:
-    """Advise on ``cfg``'s regimens at ``budget`` (a fraction of the full schedule) or at the
-    budget whose control trial takes ``seconds`` of CPU time; write the outputs into ``out``."""
+    """Advise on ``cfg``'s regimens at ``budget`` (a fraction of the full schedule), at the budget
+    whose control trial takes ``seconds`` of CPU time, or at the budget that spends ``units`` of
+    ``train.budget_unit``; write the outputs into ``out``."""
     ex = make_executor(executor, workers, False, address)
     regs = cfg.regimen_list()
     if any(r.multisplit for r in regs):
@@ -58,16 +96,21 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
     ensure_writable(out)
     with DirLock(out, f"trainwise advise {cfg.name}"):
         remove_stale_tmp(out)
+        full = {t.regimen: t for t in cfg.model_copy(update={"seeds": cfg.seeds[:1]}).trials()}  # at budget 1
+        unit = cfg.train.budget_unit
+        if budget is None and units is not None:
+            t = next(iter(full.values()))  # every regimen's full schedule has the same T steps
+            budget = budget_of_units(units, t.make_budget(data.n_train).total_steps, cfg.train.batch_size, unit)
+            if not 0 < budget <= 1:
+                raise ConfigError(f"--units {units:g} asks for budget {budget:.3g} of the full schedule "
+                                  f"(train.budget_unit: {unit}); give at most the units of one full run")
+            echo(f"--units {units:g} ({unit}): budget {budget:.4g} of the full schedule")
         # calibration: CPU seconds per optimizer step of each regimen, on the first seed at budget 1
-        full = {t.regimen: t for t in cfg.model_copy(update={"seeds": cfg.seeds[:1]}).trials()}
-        per_step, spent = {}, 0.0
-        for name, t in full.items():
-            m = time_steps(t, data, calibrate_steps)
-            per_step[name], spent = m["cpu"], spent + m["cpu_spent"]
+        per_step, spent, reused, book = calibrate(out, full, data, calibrate_steps)
         if auto_val_note(cfg):
             echo(auto_val_note(cfg))
         echo("calibration: " + ", ".join(f"{n} {c * 1000:.3g} ms" for n, c in per_step.items())
-             + f" CPU per step ({spent:.3g} s)")
+             + f" CPU per step ({spent:.3g} s" + (f"; {reused} reused from calibration.json)" if reused else ")"))
         names = [r.label() for r in regs]
         control = next((r.label() for r in regs if is_control(r)), None)
         if budget is None:
@@ -85,6 +128,8 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
         except ConfigError as e:
             raise ConfigError(f"budget {budget:g} is too small for advise's first rung {rungs[0]:g}: {e}") from None
         del data
+        if book is not None:
+            atomic_write_text(out / "calibration.json", json.dumps(book, indent=2))
         steps_of = {(t.regimen, t.budget): planned[t.config_hash()] for t in trials.values()}
 
         def estimate(regimen: str, b: float) -> float:
@@ -100,6 +145,13 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
              "trial_ids": [t.config_hash() for t in trials.values()], "data": about}, indent=2))
         store = Store(out / "results.db")
         asked: list[str] = []
+        # a stored trial costs what it recorded (advise.cost_of)
+        recorded = {r["trial_id"]: (r.get("metrics") or {}).get("cpu_time")
+                    for r in store.rows({t.config_hash() for t in trials.values()}) if r["status"] == "done"}
+
+        def known(q: Request) -> float | None:
+            return recorded.get(trials[(q.regimen, q.budget, q.seed)].config_hash())
+
         try:
             def run(reqs: list[Request]) -> dict[Request, Outcome]:
                 batch = [trials[(q.regimen, q.budget, q.seed)] for q in reqs]
@@ -116,12 +168,14 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
                 return got
 
             result = advise(names, budget, list(cfg.seeds), run, estimate, limit, control=control, delta=delta,
-                            min_seeds=min_seeds, spent=spent, grid_cost=grid, echo=lambda s: echo("  " + s))
+                            min_seeds=min_seeds, spent=spent, grid_cost=grid, echo=lambda s: echo("  " + s),
+                            known=known)
             rows = store.rows(set(asked))
         finally:
             store.close()
-        result.update(calibration_cpu_time=spent, cpu_per_step=per_step, fraction=fraction, seeds=list(cfg.seeds),
-                      name=cfg.name, cost_unit="process CPU seconds of training steps")
+        result.update(seconds=seconds, units=units, budget_unit=unit, calibration_cpu_time=spent,
+                      cpu_per_step=per_step, fraction=fraction, seeds=list(cfg.seeds), name=cfg.name,
+                      cost_unit="process CPU seconds of training steps")
         pick = next(r for r in regs if r.label() == result["pick"]) if result["pick"] else None
         files = {"advise.json": json.dumps(result, indent=2)}
         if pick is not None:
@@ -148,7 +202,9 @@ def advice_markdown(a: dict, about: str = "") -> str:
         ci = f"{_pct(r['pred'])} [{_pct(r['lo'])}, {_pct(r['hi'])}]" if r["pred"] is not None else "—"
         trials = "; ".join(f"{b}: {len(s)}" for b, s in r["trials"].items()) or "—"
         tag = " (control)" if name == a.get("control") else ""
-        md.append(f"| {name}{tag} | {r['status']} | {ci} | {r['basis'] or '—'} | {_pct(r['val_acc'])} | "
+        role = (" (pick)" if name == a["pick"] else " (tied)" if name in a["tied"]
+                else " (not run at B)" if name in a.get("not_at_b", []) else "")
+        md.append(f"| {name}{tag} | {r['status']}{role} | {ci} | {r['basis'] or '—'} | {_pct(r['val_acc'])} | "
                   f"{_pct(r['test_acc'])} | {trials} | {r['reason'] or ''} |")
     md += ["", f"Rungs: complete budget-aware runs at {', '.join(f'{b:g}' for b in a['rungs'])} with "
            f"{a['min_seeds']} seeds, then one more seed at B per survivor while the budget lasts. A regimen "
