@@ -60,13 +60,15 @@ def main() -> None:
         ad = a["regimens"].get(r, {})
         pred = (f"{ad['pred'] * 100:.2f} [{ad['lo'] * 100:.2f}, {ad['hi'] * 100:.2f}]"
                 if ad.get("pred") is not None and ad.get("lo") is not None else "—")
-        status = ad.get("status", "—") + (" (pick)" if r == a["pick"] else "") + (" (tied)" if r in a["tied"] else "")
+        role = (" (pick)" if r == a["pick"] else " (tied)" if r in a["tied"]
+                else " (not run at B)" if r in a.get("not_at_b", []) else "")
+        status = ad.get("status", "—") + role
         print(f"| {r} | {ms([m['val_acc'] for m in s.values()])} | {ms([m['test_acc'] for m in s.values()])} | "
               f"{diff} | {statistics.fmean(m['cpu_time'] for m in s.values()):.1f} | {status} | {pred} | "
               f"{ad.get('basis') or '—'} |")
     regret = val[best] - val[a["pick"]] if a["pick"] in val else None
-    print(f"\nadvise picked {a['pick']} (p_best {a['p_best']}); tied: {', '.join(a['tied']) or 'none'}; "
-          f"stopped: {a['stopped']}")
+    print(f"\nadvise picked {a['pick']} (p_best {a['p_best']:.2f}); tied: {', '.join(a['tied']) or 'none'}; "
+          f"not run at B: {', '.join(a.get('not_at_b', [])) or 'none'}; stopped: {a['stopped']}")
     print(f"regret vs the grid's best on validation: {regret * 100:.2f} points" if regret is not None else "")
     print(f"compute: advise {a['spent']:.0f} s CPU (calibration {a['calibration_cpu_time']:.0f} s) = "
           f"{a['spent'] / grid_cpu:.0%} of the grid's measured {grid_cpu:.0f} s (its estimate was "
