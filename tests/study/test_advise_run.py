@@ -152,3 +152,26 @@ def test_the_control_is_uniform_sampling_with_no_or_standard_augmentation():
     assert not is_control(RegimenConfig(sampler="uniform", augment=["standard", "mixup"]))
     assert not is_control(RegimenConfig(sampler="p-sgd"))
     assert not is_control(RegimenConfig(sampler="uniform", loss="bce"))
+
+
+def test_a_retrieval_study_is_advised_on_validation_r_sum_as_mean_recall(tmp_path, capsys):
+    cfg = {"name": "ret", "task": "retrieval", "loss": "sum-of-hinges",
+           "dataset": {"name": "synthetic-paired", "synthetic": {"n_train": 1200, "n_test": 200}},
+           "model": {"name": "two-tower", "embed_dim": 8, "hidden": 16},
+           "optimizer": {"name": "adam", "lr": 0.002, "weight_decay": 0},
+           "train": {"epochs": 6, "batch_size": 20, "threads": 1}, "seeds": [0, 1],
+           "regimens": [{"name": "SH"}, {"name": "MH", "loss": "max-of-hinges"}]}
+    path = tmp_path / "ret.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["advise", str(path), "--budget", "0.9", "--advice-budget", "1.0", "--out", str(tmp_path / "o")]) == 0
+    a = json.loads((tmp_path / "o" / "advise.json").read_text())
+    assert a["control"] == "SH" and a["metric"] == "mean recall (R-sum / 6)"  # uniform with the study's own loss
+    for name, reg in a["regimens"].items():  # what the rule ranked: each regimen's validation R-sum at B / 600
+        at_b = [r["metrics"]["val_rsum"] for r in stored_rows(tmp_path / "o")
+                if r["regimen"] == name and r["budget"] == a["budget"] and r["status"] == "done"]
+        if reg["val_acc"] is not None:
+            assert reg["val_acc"] == pytest.approx(sum(at_b) / len(at_b) / 600)
+    assert any(reg["val_acc"] is not None for reg in a["regimens"].values())  # some were run at B
+    assert "validation mean recall" in (tmp_path / "o" / "advise.md").read_text()
+    assert is_control(RegimenConfig(sampler="uniform"), "sum-of-hinges")
+    assert not is_control(RegimenConfig(sampler="uniform", loss="max-of-hinges"), "sum-of-hinges")

@@ -574,8 +574,9 @@ def advice_summary(a: dict, esc=str, bold=lambda s: f"**{s}**") -> list[str]:
         lines = [bold(f"No recommendation at budget {B:g}") + f": no regimen could be predicted at B ({a['stopped']})."]
     else:
         p = a["regimens"][a["pick"]]
-        at_b = (f"validation {_pct(p['val_acc'])}, test {_pct(p['test_acc'])} at B" if p["val_acc"] is not None
-                else f"predicted validation {_pct(p['pred'])} at B ({p['basis']}; not run at B)")
+        what = "" if a.get("metric", "accuracy") == "accuracy" else "mean recall "  # retrieval: R-sum / 6
+        at_b = (f"validation {what}{_pct(p['val_acc'])}, test {_pct(p['test_acc'])} at B" if p["val_acc"] is not None
+                else f"predicted validation {what}{_pct(p['pred'])} at B ({p['basis']}; not run at B)")
         conf = f"probability it is the best: {a['p_best']:.0%}" if a["p_best"] is not None else \
             "no probability of being best can be given: too few predicted regimens or seeds to estimate the noise"
         lines = [bold(f"At budget {B:g}, use {esc(a['pick'])}") + f" ({esc(at_b)}; {conf})."]

@@ -11,6 +11,10 @@ whose CPU time is counted as spent). The calibration is kept in ``calibration.js
 the config hash of the timed trial, and reused by a later advise in the same directory (delete
 the file to measure again): with the stored trials, the same command again trains nothing and
 gives the same answer.
+
+A retrieval study (``task: retrieval``) is ranked by validation R-sum, handed to the rule as the mean
+recall R-sum / 600 (a fraction like accuracy, so δ = 0.005 is 3 R-sum points) and shown as "mean
+recall" in %.
 """
 
 from __future__ import annotations
@@ -27,13 +31,24 @@ from .advise import ADVICE_FRACTION, MIN_SEEDS, Outcome, Request, _pct, advice_s
 from .config import RegimenConfig, StudyConfig
 from .runner import auto_val_note, check_inputs, describe_data, ensure_writable, make_executor, run_trials, time_steps
 from .store import Store
+from ..tasks import METRIC
 from .verdict import DELTA
 
 
-def is_control(reg: RegimenConfig) -> bool:
-    """Uniform sampling with no augmentation or only the standard crop-flip, the default loss."""
+def is_control(reg: RegimenConfig, base_loss="ce") -> bool:
+    """Uniform sampling with no augmentation or only the standard crop-flip, the study's own loss
+    (``base_loss``: the config's ``loss``, cross-entropy by default)."""
     return (reg.sampler["name"] == "uniform" and all(a["name"] == "standard" for a in reg.augment)
-            and reg.multisplit is None and reg.loss in (None, "ce"))
+            and reg.multisplit is None and reg.loss in (None, base_loss))
+
+
+SCALE = {"acc": 1.0, "rsum": 1 / 600}  # what the rule sees: accuracy, or mean recall = R-sum / 600
+
+
+def score(metrics: dict, split: str, metric: str) -> float | None:
+    """A trial's ``split`` (val, test) score as the rule sees it: a fraction (see ``SCALE``)."""
+    v = metrics.get(f"{split}_{metric}")
+    return None if v is None else v * SCALE[metric]
 
 
 def recommended_config(cfg: StudyConfig, reg: RegimenConfig, budget: float) -> str:
@@ -112,7 +127,8 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
         echo("calibration: " + ", ".join(f"{n} {c * 1000:.3g} ms" for n, c in per_step.items())
              + f" CPU per step ({spent:.3g} s" + (f"; {reused} reused from calibration.json)" if reused else ")"))
         names = [r.label() for r in regs]
-        control = next((r.label() for r in regs if is_control(r)), None)
+        control = next((r.label() for r in regs if is_control(r, cfg.loss)), None)
+        metric = METRIC[cfg.task]  # accuracy, or retrieval's R-sum (as mean recall)
         if budget is None:
             base = control or names[0]
             budget = seconds / (per_step[base] * full[base].make_budget(data.n_train).total_steps)
@@ -162,9 +178,10 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
                 for q, t in zip(reqs, batch):
                     r = rows[t.config_hash()]
                     m = r.get("metrics") or {}
-                    ok = r["status"] == "done" and m.get("val_acc") is not None
-                    got[q] = Outcome(m.get("val_acc") if ok else None, m.get("cpu_time") or 0.0, m.get("test_acc"),
-                                     None if ok else (r.get("error") or "no validation accuracy recorded"))
+                    val = score(m, "val", metric)
+                    ok = r["status"] == "done" and val is not None
+                    got[q] = Outcome(val if ok else None, m.get("cpu_time") or 0.0, score(m, "test", metric),
+                                     None if ok else (r.get("error") or f"no validation {metric} recorded"))
                 return got
 
             result = advise(names, budget, list(cfg.seeds), run, estimate, limit, control=control, delta=delta,
@@ -175,7 +192,8 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
             store.close()
         result.update(seconds=seconds, units=units, budget_unit=unit, calibration_cpu_time=spent,
                       cpu_per_step=per_step, fraction=fraction, seeds=list(cfg.seeds), name=cfg.name,
-                      cost_unit="process CPU seconds of training steps")
+                      cost_unit="process CPU seconds of training steps",
+                      metric="accuracy" if metric == "acc" else "mean recall (R-sum / 6)")
         pick = next(r for r in regs if r.label() == result["pick"]) if result["pick"] else None
         files = {"advise.json": json.dumps(result, indent=2)}
         if pick is not None:
@@ -193,6 +211,7 @@ def run_advice(cfg: StudyConfig, out: Path, budget: float | None = None, seconds
 def advice_markdown(a: dict, about: str = "") -> str:
     """advise.md: the answer, then per regimen where it ended and why, then the rule."""
     md = [f"# trainwise advise: {a.get('name', '')} at budget {a['budget']:g}", ""]
+    what = a.get("metric", "accuracy")  # retrieval: mean recall, R-sum / 6
     md += [x for line in advice_summary(a) for x in (line, "")]
     if about:
         md += [about, ""]
@@ -209,7 +228,7 @@ def advice_markdown(a: dict, about: str = "") -> str:
     md += ["", f"Rungs: complete budget-aware runs at {', '.join(f'{b:g}' for b in a['rungs'])} with "
            f"{a['min_seeds']} seeds, then one more seed at B per survivor while the budget lasts. A regimen "
            f"is dropped when its upper bound + δ ({a['delta'] * 100:g} points) is below the best lower bound "
-           "(from the B/3 rung on; the control is kept). Selection uses validation accuracy only; test accuracy "
+           f"(from the B/3 rung on; the control is kept). Selection uses validation {what} only; test {what} "
            "is reported, never used. The rule: docs/methods.md §8.", "", "## Log", ""]
     md += [f"- {line}" for line in a["log"]]
     if a["pick"]:
