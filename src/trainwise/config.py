@@ -231,6 +231,14 @@ class ScheduleConfig(Strict):
         return kw
 
 
+class GradientVarianceSettings(Strict):
+    """The gradient-variance meter (trainwise/gradstats/meter.py): every K steps, T gradients each of the
+    sampler's batches and of uniform ones at B and 2B, at fixed weights."""
+
+    every: int = Field(..., ge=1, le=10**9, description="K: optimizer steps between measurements")
+    draws: int = Field(10, ge=2, le=100_000, description="T: mini-batch gradients per estimator")
+
+
 class TrainSettings(Strict):
     epochs: int = Field(10, gt=0, le=100_000)
     batch_size: int = Field(128, gt=0, le=65_536)
@@ -249,6 +257,9 @@ class TrainSettings(Strict):
                                               "DataLoader); false: train on it")
     tta_sum: int = Field(0, ge=0, le=1000, description="test-time sum augmentation: also report test "
                          "accuracy with logits averaged over M mixes x/2 + x_train/2; 0 = off")
+    gradient_variance: GradientVarianceSettings | None = Field(
+        None, description="measure the mini-batch gradient's variance every K steps (sampler vs uniform at B "
+                          "and 2B); off by default, and then out of the trial ids")
     # GPU speed settings (trainwise/accel.py); at their defaults they stay out of the trial ids
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="forward passes under autocast in bf16 or fp16 (fp16: CUDA only, with a gradient "

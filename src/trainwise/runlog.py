@@ -46,9 +46,10 @@ class RunLog:
             self.bar.update(self.task, completed=step)
 
     def record(self, rec: dict, history: list[dict]) -> None:
-        """Log one evaluation record; rewrite metrics.jsonl atomically from the full history."""
+        """Log one evaluation (or gradient-variance) record; rewrite metrics.jsonl atomically from the
+        full history."""
         info = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items())
-        if self.bar is not None:
+        if self.bar is not None and f"test_{self.metric}" in rec:
             self.bar.update(self.task, info=f"{self.metric} {rec.get(f'test_{self.metric}', 0):.4g}")
         elif self.lines:
             print(f"[{self.title}] {info}", file=sys.stderr, flush=True)

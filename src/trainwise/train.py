@@ -42,6 +42,7 @@ from .budget import lr_at
 from .data import TensorData, load_dataset
 from .data.loader import rows
 from .errors import CheckpointError, DivergedError, TrainwiseError
+from .gradstats import GradientVarianceMeter, GradStats
 from .interrupt import Interrupted, requested, signum
 from .io import atomic_torch_save, atomic_write_text, remove_stale_tmp
 from .lookahead import Lookahead
@@ -195,12 +196,13 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
         out = F.cross_entropy(logits, y, reduction="none"), p.gather(1, y[:, None]).squeeze(1)
         return (*out, p) if probs else out
 
-    def trial_loss(idx: torch.Tensor) -> torch.Tensor:
-        """Mean training loss of samples ``idx`` (clean, unweighted), for the look-ahead's trial steps."""
-        b = task.batch(data, Selection(idx))
+    def trial_loss(idx: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean training loss of samples ``idx`` (clean; weighted when ``weight`` is given), for the
+        look-ahead's trial steps, per-example gradient statistics and the gradient-variance meter."""
+        b = task.batch(data, Selection(idx, weight))
         with accel.autocast():
             logits = accel.fp32(model(b.x))
-        return task.reduce(task.loss(logits, b, s["epoch"]), None)
+        return task.reduce(task.loss(logits, b, s["epoch"]), b.weight)
 
     def count(forwarded: int, backpropagated: int) -> None:
         s["samples_forwarded"] += forwarded
@@ -214,6 +216,14 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     # samplers that take trial steps (max-loss-delta) also get a look-ahead: snapshot, step, measure, restore
     wants_lookahead = getattr(sampler, "wants_lookahead", False)
     probes = {"lookahead": Lookahead(model, opt, trial_loss, count, step_lr)} if wants_lookahead else {}
+    # samplers that cluster per-example gradients (gradient-clustering) get eval-mode per-example passes
+    gradstats = None
+    if getattr(sampler, "wants_gradstats", False):
+        gradstats = GradStats(model, trial_loss, data.n_train, count, charged=cfg.train.budget_unit != "steps")
+        sampler.attach(gradstats)
+    gv = cfg.train.gradient_variance  # the gradient-variance meter: measures at fixed weights, changes nothing
+    meter = gv and GradientVarianceMeter(gv.every, gv.draws, model, trial_loss, data.n_train,
+                                         cfg.train.batch_size, cfg.seed, gradstats)
 
     metric = task.metric  # what the study ranks by: acc, or R-sum for retrieval
 
@@ -253,7 +263,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
         """Steps of the run: budget.total_steps, or the sampler's own plan (InfoBatch's shrinking
         epochs), or for work units: this step (whose scoring forwards are spent and whose training
         costs ``next_cost``), then the steps the work left buys at the recent cost of a step (an
-        average over about the last 5 steps; before the first, the sampler's expected cost). A step
+        average over about the last 5 steps; before the first, the sampler's expected cost), less
+        the one-off work the sampler reserves (gradient-clustering's snapshots to come). A step
         that uses up the budget is planned as the last, so it gets ``final_lr``."""
         if unit == "steps":
             own = sampler.planned_steps() if hasattr(sampler, "planned_steps") else budget.total_steps
@@ -261,7 +272,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
         if s["step_cost"] is None:
             hook = getattr(sampler, "cost_per_step", None)
             s["step_cost"] = hook(unit) if hook else float(cfg.train.batch_size)
-        left = limit - spent() - next_cost
+        reserved = sampler.reserved_work(unit) if hasattr(sampler, "reserved_work") else 0  # snapshots to come
+        left = limit - spent() - next_cost - reserved
         return s["step"] + 1 + max(0, math.ceil(left / s["step_cost"] - 1e-9))
 
     def budget_left() -> bool:
@@ -325,6 +337,9 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
             if on_step is not None:
                 on_step(s["step"], total)
 
+            if meter and meter.due(s["step"]):  # gradient variance at these weights; the run is left as it was
+                history.append(meter.measure(s, sampler, scorer, probes))
+                log.record(history[-1], history)
             finished = not budget_left()
             if s["step"] % eval_every == 0 or finished or transform.wants_eval(s["step"], total):
                 s["train_loss"] = s["loss_sum"] / max(s["loss_n"], 1)
@@ -339,7 +354,7 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     if budget_left():  # paused at ``until``: the checkpoint holds the run
         return dict(steps=s["step"], total_steps=s["total"])
-    last = history[-1]
+    last = history[-1]  # the final evaluation
     result = dict(
         steps=s["step"], total_steps=s["total"], epochs=s["epoch"] + 1,
         samples_forwarded=s["samples_forwarded"], samples_backpropagated=s["samples_backpropagated"],
@@ -353,6 +368,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
         result[f"train_{metric}"] = task.evaluate(model, data.x_train, data.y_train, cfg.train.eval_batch_size)[metric]
     result.update(task.summary(history))  # retrieval: whether it collapsed
     result.update({k: last[k] for k in ("K", "train_topk_acc") if k in last})
+    if meter:
+        result["gradient_variance"] = [h for h in history if h.get("kind") == "gradient_variance"]
     if cfg.train.tta_sum:  # test-time sum augmentation (Cascading Sum), next to the clean metric
         with accel.autocast():
             result["test_loss_tta_sum"], result["test_acc_tta_sum"] = evaluate_tta_sum(

@@ -91,3 +91,46 @@ def test_too_few_samples_for_2b_is_a_config_error():
     with pytest.raises(ConfigError, match="2 x batch_size"):
         GradientVarianceMeter(1, 4, model, classification_loss(model, torch.rand(10, 3), torch.zeros(10).long(), 2),
                               10, 8, seed=0)
+
+
+def run(tmp_path, sampler, meter, unit="steps"):
+    from helpers import trial_dict
+    from trainwise.config import TrialConfig
+    from trainwise.train import train
+
+    tr = {"epochs": 4, "batch_size": 32, "threads": 1, "budget_unit": unit}
+    if meter:
+        tr["gradient_variance"] = meter
+    d = trial_dict(sampler=sampler, model={"name": "mlp", "hidden": 16}, train=tr)
+    out = tmp_path / ("meter" if meter else "plain")
+    result = train(TrialConfig(**d), out, progress=False)
+    return result, torch.load(out / "model.pt", weights_only=True), out
+
+
+SAMPLERS_ALL = ["uniform", "p-sgd", {"name": "c-sgd", "warmup_epochs": 1}, {"name": "selective-backprop", "history": 64},
+                {"name": "importance", "tau_th": 1.0}, {"name": "infobatch", "delta": 0.6},
+                {"name": "multi-attempt", "attempts": 2}, {"name": "max-loss-delta", "attempts": 2},
+                {"name": "gradient-clustering", "clusters": 3}]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS_ALL, ids=lambda s: s if isinstance(s, str) else s["name"])
+def test_the_meter_leaves_every_samplers_run_unchanged(tmp_path, sampler):
+    import json
+
+    plain, w0, _ = run(tmp_path, sampler, None, "forward_backward")
+    metered, w1, out = run(tmp_path, sampler, {"every": 5, "draws": 3}, "forward_backward")
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    for k in ("steps", "samples_forwarded", "samples_backpropagated", "test_acc"):
+        assert plain[k] == metered[k], k
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    gv = [r for r in recs if r.get("kind") == "gradient_variance"]
+    assert [r["step"] for r in gv] == list(range(5, metered["steps"] + 1, 5)) and metered["gradient_variance"] == gv
+    assert "gradient_variance" not in plain and "test_acc" in recs[-1]
+
+
+def test_the_meter_stays_out_of_trial_ids_when_off():
+    from trainwise.config import TrialConfig
+
+    assert TrialConfig(train={"epochs": 3}).config_hash() == TrialConfig(
+        train={"epochs": 3, "gradient_variance": None}).config_hash()
+    assert TrialConfig(train={"gradient_variance": {"every": 5}}).config_hash() != TrialConfig().config_hash()

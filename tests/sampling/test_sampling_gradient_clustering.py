@@ -193,3 +193,34 @@ def test_bad_settings_are_one_line_config_errors():
         SAMPLERS.build({"name": "gradient-clustering", "clusters": 0}, ctx)
     with pytest.raises(ConfigError, match="allowed: clusters, snapshot_every"):
         SAMPLERS.build({"name": "gradient-clustering", "cluster": 10}, ctx)
+
+
+@pytest.mark.parametrize("unit", ["steps", "forward_backward"])
+def test_a_run_paused_after_a_snapshot_resumes_to_identical_weights(tmp_path, unit):
+    """The checkpoint (loaded with weights_only) carries the clusters, centres, draw cycle and charges."""
+    from helpers import trial_dict
+    from trainwise.config import TrialConfig
+    from trainwise.train import train
+
+    cfg = TrialConfig(**trial_dict(sampler={"name": "gradient-clustering", "clusters": 3, "em_iters": 1},
+                                   model={"name": "mlp", "hidden": 16},
+                                   train={"epochs": 6, "batch_size": 32, "threads": 1, "budget_unit": unit}))
+    ref = train(cfg, tmp_path / "ref", progress=False)
+    paused = train(cfg, tmp_path / "run", progress=False, until=11)  # epoch 1, after the first snapshot
+    assert paused["steps"] == 11
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ck["sampler"]["snapshots"] == 1 and ck["sampler"]["cycle"]
+    resumed = train(cfg, tmp_path / "run", resume=True, progress=False)
+    a = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert ref["samples_forwarded"] == resumed["samples_forwarded"] > ref["steps"] * 32  # snapshots counted
+    if unit == "forward_backward":  # charged: fewer steps than the budget's 48, the schedule ends at final_lr
+        import json
+
+        assert ref["steps"] < 48 and ref["samples_backpropagated"] <= 48 * 32 + 32
+        from trainwise.budget import lr_at
+
+        # the snapshots to come were reserved: every step's LR is on the one line to final_lr at the real end
+        for r in map(json.loads, (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()):
+            assert r["lr"] == pytest.approx(lr_at(r["step"] - 1, ref["steps"], 0.1), rel=1e-6)

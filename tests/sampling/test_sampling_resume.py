@@ -27,6 +27,7 @@ SAMPLER_SPECS = {
     "infobatch": {"name": "infobatch", "delta": 0.6},
     "multi-attempt": {"name": "multi-attempt", "attempts": 3},
     "max-loss-delta": {"name": "max-loss-delta", "attempts": 3},
+    "gradient-clustering": {"name": "gradient-clustering", "clusters": 3, "snapshot_every": 2},
 }
 
 
@@ -45,6 +46,13 @@ def choices(spec, seed, epochs=3):
         return before, before * 0.5
 
     probes = {"lookahead": lookahead} if getattr(s, "wants_lookahead", False) else {}
+    if getattr(s, "wants_gradstats", False):  # per-example passes of a small model on fixed inputs
+        from trainwise.gradstats import GradStats
+
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+        s.attach(GradStats.for_classification(net, torch.linspace(-1, 1, n * 4).reshape(n, 4).cos(),
+                                              torch.arange(n) % 3, 3))
     out = []
     for e in range(epochs):
         for i in range(s.begin_epoch(e)):

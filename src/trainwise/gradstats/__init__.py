@@ -14,9 +14,10 @@ The sampler itself is ``trainwise/sampling/gradient_clustering.py``.
 
 from .capture import Capture, tracked_layers
 from .cluster import em_iteration, init_centres
+from .meter import GradientVarianceMeter
 from .probe import GradStats
 from .rank1 import Factors, squared_distances
 from .stratified import StratifiedCycle
 
-__all__ = ["Capture", "Factors", "GradStats", "StratifiedCycle", "em_iteration", "init_centres",
+__all__ = ["Capture", "Factors", "GradStats", "GradientVarianceMeter", "StratifiedCycle", "em_iteration", "init_centres",
            "squared_distances", "tracked_layers"]

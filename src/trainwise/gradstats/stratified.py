@@ -65,10 +65,9 @@ class StratifiedCycle:
     def draw(self, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``k`` example indices and their loss weights."""
         clusters = self._clusters(k, gen)
-        idx = torch.empty(k, dtype=torch.long)
-        for c in torch.unique(clusters).tolist():
-            pos = (clusters == c).nonzero().squeeze(1)
-            idx[pos] = self._take(c, len(pos), gen)
+        counts = torch.bincount(clusters, minlength=len(self.sizes)).tolist()
+        idx = torch.empty(k, dtype=torch.long)  # the draws of cluster c fill the positions of c, in order
+        idx[torch.argsort(clusters, stable=True)] = torch.cat([self._take(c, m, gen) for c, m in enumerate(counts) if m])
         return idx, self.weights(clusters)
 
     def state_dict(self) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import TrainwiseError
+from ..gradstats.report import variance_plots
 from ..io import atomic_write_bytes
 from ..provenance import provenance
 from ..plots import figure_png
@@ -238,6 +239,7 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
     if pareto is not None:
         out["pareto_validation_vs_cost"] = pareto
     out.update(robust_plots(group(rows)))  # accuracy vs ε, only when trials carry robust metrics
+    out.update(variance_plots(group(rows)))  # gradient variance vs step, when trials ran the meter
     return out
 
 
