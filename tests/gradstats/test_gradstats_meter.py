@@ -134,3 +134,21 @@ def test_the_meter_stays_out_of_trial_ids_when_off():
     assert TrialConfig(train={"epochs": 3}).config_hash() == TrialConfig(
         train={"epochs": 3, "gradient_variance": None}).config_hash()
     assert TrialConfig(train={"gradient_variance": {"every": 5}}).config_hash() != TrialConfig().config_hash()
+
+
+def test_the_meter_runs_on_a_retrieval_task_and_changes_nothing(tmp_path):
+    from trainwise.config import TrialConfig
+    from trainwise.train import train
+
+    def cfg(meter):
+        tr = {"epochs": 2, "batch_size": 40, "threads": 1, **({"gradient_variance": meter} if meter else {})}
+        return TrialConfig(task="retrieval", dataset={"name": "synthetic-paired", "synthetic": {"n_train": 400,
+                                                                                               "n_test": 200}},
+                           model={"name": "two-tower", "embed_dim": 16, "hidden": 32}, loss="max-of-hinges",
+                           optimizer={"name": "adam", "lr": 0.002, "weight_decay": 0}, train=tr)
+
+    plain = train(cfg(None), tmp_path / "a", progress=False)
+    metered = train(cfg({"every": 4, "draws": 3}), tmp_path / "b", progress=False)
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True) for d in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a) and plain["test_rsum"] == metered["test_rsum"]
+    assert len(metered["gradient_variance"]) == 5 and all(g["var"] > 0 for g in metered["gradient_variance"])

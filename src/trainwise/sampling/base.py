@@ -14,6 +14,9 @@ The training loop calls, in order:
   again (on the candidate, or on the ``probe`` indices), then restores model, optimizer state,
   BatchNorm buffers, gradients and RNG bit for bit (``trainwise/lookahead.py``). Its forwards and
   backwards are counted like the scorer's, and nothing of a trial leaks into the real run.
+  Samplers with ``wants_gradstats = True`` (gradient-clustering) get, once before the first epoch,
+  ``attach(probe)``: a ``trainwise.gradstats.GradStats`` whose ``factors(idx)`` returns the
+  per-example rank-1 gradient factors of every Linear/Conv2d weight (eval mode, counted).
 - ``feedback(idx, loss, p_true, probs)``: per-sample results of the training forward pass
   (``probs`` is the softmax, B x C), for samplers with ``wants_feedback = True``.
 - ``state_dict()`` / ``load_state_dict(sd)``: everything needed to resume exactly (tensors and
@@ -21,7 +24,11 @@ The training loop calls, in order:
 
 Optional hooks the loop uses for ``train.budget_unit`` (see ``train.py``): ``planned_steps()``,
 the run's total steps when the sampler sets them itself (InfoBatch's shrinking epochs), and
-``cost_per_step(unit)``, the expected work of one step, to plan the LR schedule up front.
+``cost_per_step(unit)``, the expected work of one step, to plan the LR schedule up front, and
+``reserved_work(unit)``, one-off work still to come (gradient-clustering's snapshots), taken off the
+work left when the steps are planned.
+The gradient-variance meter (``gradstats/meter.py``) draws batches from any sampler between steps and
+restores it with ``load_state_dict``: a sampler's state must be all in its ``state_dict``.
 
 Samplers get a ``SamplerContext`` describing the data and the budget. ``tasks`` (a class
 attribute, default classification only) names the tasks a sampler works for (``trainwise/tasks.py``):
