@@ -7,7 +7,8 @@
 - ``cluster``: gradient clustering (size-weighted assignment, rank-1 centre update, min-size split).
 - ``stratified``: draws cycling through the clusters with unbiased loss weights M·N_k/N.
 - ``probe``: ``GradStats``, the loop's per-example passes offered to samplers (counted, eval mode).
-- ``meter``: the gradient-variance meter (``train.gradient_variance``), for any sampler.
+- ``meter``: the gradient-variance meter (``train.gradient_variance``), for any sampler;
+  ``report``: its plot in study reports.
 
 The sampler itself is ``trainwise/sampling/gradient_clustering.py``.
 """

@@ -6,8 +6,8 @@ Draws cycle through the M non-empty clusters: each round visits them in a fresh 
 visit takes the next item of that cluster's list, which is reshuffled each time it is used up. An
 example of cluster k gets the loss weight M·N_k/N: a draw's cluster is uniform over the M
 clusters and its item uniform within the cluster, so E[w·g] = Σ_k (1/M)(M·N_k/N) ḡ_k = ḡ, the
-full-batch gradient, whatever the batch size. Drawing a batch costs O(B + C) (one pass over the
-clusters present in it), independent of N.
+full-batch gradient, whatever the batch size. Drawing a batch costs O(B log B + C) (a sort of the
+batch's clusters, one slice per cluster present), independent of N.
 """
 
 from __future__ import annotations
