@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from .accel import to_device
-from .data import Batch, TensorData, gather
+from .data import DATASETS, Batch, TensorData, gather
 from .data.loader import rows
 from .errors import ConfigError, TrainwiseError
 from .evaluate import evaluate
@@ -105,6 +105,7 @@ def loss_name(loss: str | dict) -> str:
 def check_task(task: str, dataset, model_name: str, loss, sampler: dict, augment: list, train, robustness,
                target_accuracy) -> None:
     """Settings that do not fit the task: one ValueError line naming the setting and the fix."""
+    from .models import MODELS
     from .sampling import SAMPLERS
 
     paired = dataset.name in PAIRED_DATASETS
@@ -119,10 +120,10 @@ def check_task(task: str, dataset, model_name: str, loss, sampler: dict, augment
     if loss_name(loss) not in HINGE_LOSSES:
         raise ValueError(f"task retrieval trains with loss {' or '.join(HINGE_LOSSES)}, not "
                          f"{loss_name(loss)!r}; set loss: max-of-hinges")
-    if not paired and dataset.name in ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic"):
+    if not paired and dataset.name in DATASETS:  # a built-in labelled set
         raise ValueError(f"task retrieval needs a paired dataset (fashion-halves, synthetic-paired, or your "
                          f"arrays with a_*/b_* views), not {dataset.name!r}")
-    if model_name in ("linear", "mlp", "cnn", "preact-resnet18"):
+    if model_name in MODELS and model_name != "two-tower":
         raise ValueError(f"model {model_name!r} is a classifier; task retrieval uses model: two-tower "
                          "(or your own factory returning (batch, 2, dim) embeddings)")
     if "retrieval" not in getattr(SAMPLERS.get(sampler["name"]), "tasks", ("classification",)):

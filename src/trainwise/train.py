@@ -185,7 +185,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
     @torch.no_grad()
     def scorer(idx: torch.Tensor, probs: bool = False) -> tuple[torch.Tensor, ...]:
         """Gradient-free forward pass in eval mode for samplers that score candidates (counted);
-        ``probs=True`` also returns the softmax (for gradient-norm scores)."""
+        ``probs=True`` also returns the softmax (for gradient-norm scores). Classification only: the
+        samplers that score declare it (``tasks``), and retrieval refuses them (tasks.py)."""
         model.eval()
         with accel.autocast():
             logits = accel.fp32(model(rows(data.x_train, idx, device)))  # float on the device, whatever the storage
