@@ -90,14 +90,15 @@ class Lookahead:
     ``batch_loss(idx)``: the mean training loss of the training samples ``idx`` under the
     current model (a graph when gradients are enabled); ``on_work(forwarded, backpropagated)``
     counts the samples of the trial passes; ``lr()``: the learning rate of the step about to be
-    taken (the trial steps use it), or None to keep the optimizer's."""
+    taken (the trial steps use it), or None to keep the optimizer's; ``clip``: the gradient-norm
+    clip of the real steps (``optimizer.grad_clip``), which the trial steps apply too."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  batch_loss: Callable[[torch.Tensor], torch.Tensor],
                  on_work: Callable[[int, int], None] = lambda f, b: None,
-                 lr: Callable[[], float] | None = None):
+                 lr: Callable[[], float] | None = None, clip: float | None = None):
         self.model, self.opt = model, optimizer
-        self.batch_loss, self.on_work, self.lr = batch_loss, on_work, lr
+        self.batch_loss, self.on_work, self.lr, self.clip = batch_loss, on_work, lr, clip
         self.snapshot = Snapshot(model, optimizer)
 
     def __call__(self, candidates: list[torch.Tensor], probe: torch.Tensor | None = None,
@@ -128,6 +129,8 @@ class Lookahead:
                     p.grad = None
                 loss = self.batch_loss(idx)
                 loss.backward()
+                if self.clip:
+                    torch.nn.utils.clip_grad_norm_(snap.params, self.clip)
                 self.opt.step()
                 with torch.no_grad():
                     after.append(self.batch_loss(idx if probe is None else probe).detach())

@@ -216,7 +216,8 @@ def train(cfg: TrialConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     # samplers that take trial steps (max-loss-delta) also get a look-ahead: snapshot, step, measure, restore
     wants_lookahead = getattr(sampler, "wants_lookahead", False)
-    probes = {"lookahead": Lookahead(model, opt, trial_loss, count, step_lr)} if wants_lookahead else {}
+    probes = ({"lookahead": Lookahead(model, opt, trial_loss, count, step_lr, cfg.optimizer.grad_clip)}
+              if wants_lookahead else {})
     # samplers that cluster per-example gradients (gradient-clustering) get eval-mode per-example passes
     gradstats = None
     if getattr(sampler, "wants_gradstats", False):

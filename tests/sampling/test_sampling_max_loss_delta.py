@@ -196,3 +196,21 @@ def test_forward_backward_budget_counts_the_trial_steps(tmp_path):
     work = r["samples_forwarded"] / 3 + 2 * r["samples_backpropagated"] / 3
     assert work >= 16 * 32 and r["steps"] < 16  # 16 uniform steps' work buys fewer steps
     assert work - 16 * 32 < 32 + 2 * 32 * 4 / 3  # stopped at the step that used the budget up
+
+
+def test_a_trial_step_clips_the_gradient_as_the_real_step_does():
+    from trainwise.accel import Accel
+    from trainwise.config import TrainSettings
+
+    torch.manual_seed(2)
+    model = nn.Linear(6, 3).double()
+    x, y = torch.randn(16, 6, dtype=torch.float64) * 50, torch.arange(16) % 3  # a gradient norm far above 0.1
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0)
+    loss = lambda idx: F.cross_entropy(model(x[idx]), y[idx])  # noqa: E731
+    idx = torch.arange(16)
+    _, after = Lookahead(model, opt, loss, clip=0.1)([idx])
+    _, unclipped = Lookahead(model, opt, loss)([idx])
+    Accel(TrainSettings(), torch.device("cpu")).step(loss(idx), opt, 0.1)  # the loop's real, clipped step
+    with torch.no_grad():
+        assert float(after[0]) == pytest.approx(float(loss(idx)), rel=1e-12)
+    assert float(unclipped[0]) != pytest.approx(float(after[0]), rel=1e-6)
