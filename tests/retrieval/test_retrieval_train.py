@@ -119,6 +119,7 @@ def test_a_retrieval_study_from_the_cli_ranks_regimens_by_validation_r_sum(tmp_p
     assert "| val R-sum (final) | test R-sum (final) | test R@1 a→b % | test R@1 b→a % |" in header
     assert "| collapsed |" in header and "acc" not in header
     assert "highest mean validation R-sum" in md  # the rule names what it ranks by
+    assert "![r_sum_vs_budget](r_sum_vs_budget.png)" in md and (tmp_path / "out" / "r_sum_vs_time.png").is_file()
 
 
 def test_the_reports_data_line_describes_pairs_and_groups():

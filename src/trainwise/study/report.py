@@ -216,8 +216,9 @@ def _plots(rows: list[dict]) -> dict[str, bytes]:
     for (reg, b), ms in group(rows).items():
         by_reg[reg].append((b, ms))
     out = {}
-    for name, xkey, xlabel in [("accuracy_vs_budget", None, "budget (fraction of the full schedule)"),
-                               ("accuracy_vs_time", "wall_time", "training wall time (s)")]:
+    what = "accuracy" if metric.key == "acc" else "r_sum"  # the plots' file names and headings
+    for name, xkey, xlabel in [(f"{what}_vs_budget", None, "budget (fraction of the full schedule)"),
+                               (f"{what}_vs_time", "wall_time", "training wall time (s)")]:
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
         for reg, pts in sorted(by_reg.items()):
             pts.sort(key=lambda p: p[0])
