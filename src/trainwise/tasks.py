@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from .accel import to_device
-from .data import DATASETS, Batch, TensorData, gather
+from .data import DATASETS, PAIRED_DATASETS, Batch, TensorData, gather
 from .data.loader import rows
 from .errors import ConfigError, TrainwiseError
 from .evaluate import evaluate
@@ -42,7 +42,6 @@ from .losses import reduce_loss
 from .retrieval import HINGE_LOSSES, LOSSES as HINGE_FNS, collapse_value, evaluate_retrieval
 
 TASKS = ("classification", "retrieval")
-PAIRED_DATASETS = ("fashion-halves", "synthetic-paired")
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,11 @@ class Metric:
     scale: float  # shown value = stored value x scale
     unit: str  # after a shown value ("%" or "")
     delta: float  # the verdict's default tie margin, in stored units
+    top: float  # the best possible value: 1 (accuracy), 600 (six recalls in %)
 
 
-METRICS = {"acc": Metric("acc", "acc %", 100.0, "%", 0.005),  # 0.5 accuracy points
-           "rsum": Metric("rsum", "R-sum", 1.0, "", 3.0)}  # half a point per recall of the six
+METRICS = {"acc": Metric("acc", "acc %", 100.0, "%", 0.005, 1.0),  # 0.5 accuracy points
+           "rsum": Metric("rsum", "R-sum", 1.0, "", 3.0, 600.0)}  # half a point per recall of the six
 METRIC = {"classification": "acc", "retrieval": "rsum"}
 
 

@@ -13,6 +13,7 @@ from .fingerprint import fingerprint
 from .loader import Batch, gather
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic", "fashion-halves", "synthetic-paired")
+PAIRED_DATASETS = ("fashion-halves", "synthetic-paired")  # two views per item (paired.py): retrieval
 
 
 def load_raw(cfg) -> TensorData:
@@ -71,4 +72,4 @@ def load_dataset(cfg) -> TensorData:
     return apply_storage(data, getattr(cfg, "storage", "auto"))
 
 
-__all__ = ["TensorData", "Batch", "gather", "load_dataset", "limit_per_class", "split_validation", "fingerprint"]
+__all__ = ["DATASETS", "PAIRED_DATASETS", "TensorData", "Batch", "gather", "load_dataset", "limit_per_class", "split_validation", "fingerprint"]

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import ArmSettings, Common, Name, Seed, Spec, _check_augment, _check_budget, _check_spec
 from ..sampling import SAMPLERS
-from ..tasks import PAIRED_DATASETS
+from ..data import PAIRED_DATASETS
 
 
 DEFAULT_ARMS = [

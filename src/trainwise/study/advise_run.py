@@ -31,7 +31,7 @@ from .advise import ADVICE_FRACTION, MIN_SEEDS, Outcome, Request, _pct, advice_s
 from .config import RegimenConfig, StudyConfig
 from .runner import auto_val_note, check_inputs, describe_data, ensure_writable, make_executor, run_trials, time_steps
 from .store import Store
-from ..tasks import METRIC
+from ..tasks import METRIC, METRICS
 from .verdict import DELTA
 
 
@@ -42,13 +42,11 @@ def is_control(reg: RegimenConfig, base_loss="ce") -> bool:
             and reg.multisplit is None and reg.loss in (None, base_loss))
 
 
-SCALE = {"acc": 1.0, "rsum": 1 / 600}  # what the rule sees: accuracy, or mean recall = R-sum / 600
-
-
 def score(metrics: dict, split: str, metric: str) -> float | None:
-    """A trial's ``split`` (val, test) score as the rule sees it: a fraction (see ``SCALE``)."""
+    """A trial's ``split`` (val, test) score as the rule sees it, a fraction of the metric's best value:
+    accuracy as it is, R-sum as the mean recall R-sum / 600."""
     v = metrics.get(f"{split}_{metric}")
-    return None if v is None else v * SCALE[metric]
+    return None if v is None else v / METRICS[metric].top
 
 
 def recommended_config(cfg: StudyConfig, reg: RegimenConfig, budget: float) -> str:

@@ -85,7 +85,7 @@ class ProbeConfig(Strict):
     @field_validator("dataset")
     @classmethod
     def _classification(cls, v: DatasetConfig) -> DatasetConfig:
-        from ..tasks import PAIRED_DATASETS
+        from ..data import PAIRED_DATASETS
 
         if v.name in PAIRED_DATASETS:
             raise ValueError(f"dataset {v.name!r} is paired (retrieval); the order probe trains classifiers: "
