@@ -32,9 +32,7 @@ from typing import Any
 
 import torch
 
-from .accel import to_device
 from .data import DATASETS, PAIRED_DATASETS, Batch, TensorData, gather
-from .data.loader import rows
 from .errors import ConfigError, TrainwiseError
 from .evaluate import evaluate
 from .losses import LOSSES as CLASSIFICATION_LOSSES
@@ -207,11 +205,7 @@ class Retrieval:
         return "sum-of-hinges" if epoch < self.warmup else self.final_loss
 
     def batch(self, data: TensorData, sel) -> Batch:
-        x = rows(data.x_train, sel.idx, data.y_train.device)
-        idx = to_device(sel.idx, data.y_train.device)
-        groups = data.y_train[idx]
-        weight = None if sel.weight is None else to_device(sel.weight, data.y_train.device)
-        return Batch(x, groups, groups, idx, weight)  # no soft targets: y is the group, like labels
+        return gather(data.x_train, data.y_train, sel.idx, None, sel.weight)  # no soft targets: y is the group
 
     def loss(self, emb: torch.Tensor, batch: Batch, epoch: int) -> torch.Tensor:
         return HINGE_FNS[self.loss_at(epoch)](emb[:, 0], emb[:, 1], self.margin)

@@ -11,6 +11,7 @@ augmentations work in [0, 1] space.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -117,9 +118,7 @@ def _view_channel_stats(data: "TensorData") -> tuple[torch.Tensor, torch.Tensor]
     mean_f, std_f = replace(data, views=None).channel_stats()
     means, stds, at = [], [], 0
     for shape in data.views:
-        size = 1
-        for d in shape:
-            size *= d
+        size = math.prod(shape)
         m, v = mean_f[at : at + size], std_f[at : at + size] ** 2
         at += size
         if len(shape) == 1:  # flat features: per feature

@@ -36,16 +36,17 @@ def gather(
     x: torch.Tensor,
     y: torch.Tensor,
     idx: torch.Tensor,
-    num_classes: int,
+    num_classes: int | None,
     weight: torch.Tensor | None = None,
 ) -> Batch:
     """Gather a batch by index tensor: the labels ``y`` live on the training device, the inputs
     ``x`` there too or (memory-mapped) on the CPU; the batch's inputs come out float on the device.
-    Indices and weights chosen on the host go to the device without a host sync (``to_device``)."""
+    Indices and weights chosen on the host go to the device without a host sync (``to_device``).
+    ``num_classes`` None: no soft targets, ``y`` of the batch is the labels (retrieval's groups)."""
     xb = rows(x, idx, y.device)
     idx = to_device(idx, y.device)
     labels = y[idx]
-    targets = torch.nn.functional.one_hot(labels, num_classes).to(xb.dtype)
+    targets = labels if num_classes is None else torch.nn.functional.one_hot(labels, num_classes).to(xb.dtype)
     return Batch(xb, targets, labels, idx, None if weight is None else to_device(weight, y.device))
 
 

@@ -23,6 +23,7 @@ from ..errors import TrainwiseError
 from ..interrupt import Interrupted
 from ..io import atomic_write_text, remove_stale_tmp
 from ..lock import DirLock
+from ..tasks import METRIC
 from ..config import TrialConfig
 from .config import StudyConfig
 from .executors import LocalExecutor, ProcessExecutor
@@ -168,7 +169,7 @@ def run_trials(cfg, out, trials, planned, store, ex, retry_failed=False, progres
             store.put(tid, t.model_dump(mode="json"), status, metrics, error)
             stored += 1
             bars.done(tid)
-            key = "test_rsum" if "test_rsum" in (metrics or {}) else "test_acc"  # the task's metric (tasks.py)
+            key = f"test_{METRIC[t.task]}"  # the task's metric (tasks.py)
             what = (f"{key} {metrics[key]:.4f} in {metrics['wall_time']:.1f}s "
                     f"(cpu {metrics.get('cpu_time', float('nan')):.1f}s)" if metrics
                     else f"FAILED: {error.splitlines()[0] if error else 'no error recorded'}")
