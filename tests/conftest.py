@@ -13,6 +13,15 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight a busy machine for a second one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def make_trial():
     return trial_dict
 

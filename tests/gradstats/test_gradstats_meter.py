@@ -14,13 +14,7 @@ from trainwise.gradstats.probe import classification_loss
 from trainwise.sampling import SAMPLERS, SamplerContext
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight a busy machine for a second one)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def test_moments_match_the_textbook_estimates():

@@ -16,13 +16,7 @@ from trainwise.losses import reduce_loss, soft_cross_entropy
 from trainwise.sampling import SAMPLERS, SamplerContext
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight a busy machine for a second one)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def mlp(d_in=12, classes=3):
